@@ -1,0 +1,133 @@
+//! # tlsflow: TLS streams that never lose a byte
+//!
+//! tlsflow is a TLS stream for blocking and non-blocking sockets (and any `Read + Write`
+//! transport), built on a sans-I/O core. It keeps one rule above all others: **once
+//! plaintext has been sealed into a record, the stream owns that ciphertext until the
+//! transport has reported taking all of it.** Ciphertext leaves the stream only by the byte
+//! counts the transport itself returns, so a non-blocking socket that takes part of a record
+//! never corrupts the connection.
+//!
+//! ```text
+//!        user code (blocking or non-blocking std::io)
+//!                    │
+//!             ┌──────┴──────┐
+//!             │  TlsStream  │  driver: does exactly the I/O the session asks for
+//!             └──────┬──────┘
+//!             ┌──────┴──────┐
+//!             │   Session   │  sans-I/O core: state, byte accounting, bounded buffers
+//!             └──────┬──────┘
+//!             ┌──────┴──────┐
+//!             │   Engine    │  TLS on memory buffers (rustls)
+//!             └─────────────┘
+//! ```
+//!
+//! ## The promises
+//!
+//! 1. **write** returns `n >= 1` once `n` plaintext bytes are accepted; their ciphertext is
+//!    delivered later, exactly once and in order, unless the stream reports an error. If
+//!    nothing can be accepted it returns `WouldBlock` and has accepted nothing. It never
+//!    returns `Ok(0)` for a non-empty buffer and never asks for the same bytes again.
+//! 2. **flush** succeeds only when every accepted byte has been handed to the transport and
+//!    the transport has been flushed.
+//! 3. **read** returns `Ok(0)` only after the peer's `close_notify`; a transport end-of-file
+//!    without it is an `UnexpectedEof` error ([`Error::Truncated`]), unless the lenient policy
+//!    ([`Session::set_lenient_eof`]) is on.
+//! 4. **Memory is bounded** per direction by [`Limits`].
+//! 5. **Errors are sticky**: after a fatal TLS error or a transport failure, every later
+//!    operation fails; no operation sends a torn record.
+//! 6. **Progress**: `WouldBlock` is returned only when the transport returned it; reading
+//!    sends what reading produced, or reports through [`TlsStream::interest`] that it waits to
+//!    write.
+//! 7. **Shutdown** sends `close_notify` exactly once, is restartable, and is a half-close:
+//!    the read side goes on reading.
+//! 8. `Interrupted` from the transport is retried inside; a transport write of `Ok(0)` is a
+//!    `WriteZero` error.
+//!
+//! ## Blocking
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = tlsflow::ClientConfig::builder().build()?; // system roots
+//! let tcp = TcpStream::connect("example.com:443")?;
+//! let mut tls = config.connect("example.com", tcp)?;
+//! tls.write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")?;
+//! tls.flush()?;
+//! let mut response = Vec::new();
+//! tls.read_to_end(&mut response)?; // Ok(0) only after close_notify
+//! # Ok(()) }
+//! ```
+//!
+//! ## Non-blocking
+//!
+//! Every method returns `WouldBlock` when the socket does and can be called again later;
+//! [`TlsStream::interest`] says whether to wait for readability, writability or both.
+//!
+//! ```
+//! use std::io::{ErrorKind, Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = tlsflow::SelfSigned::generate(&["localhost"])?;
+//! let server_config = tlsflow::ServerConfig::builder().self_signed(&cert).build()?;
+//! let client_config = tlsflow::ClientConfig::builder().ca_certificate(cert.cert_der()).build()?;
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let server = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+//!     let (tcp, _) = listener.accept()?;
+//!     let mut tls = server_config.accept(tcp)?; // blocking server
+//!     let mut got = Vec::new();
+//!     tls.read_to_end(&mut got)?;
+//!     tls.shutdown()?;
+//!     Ok(got)
+//! });
+//!
+//! let tcp = TcpStream::connect(addr)?;
+//! tcp.set_nonblocking(true)?;
+//! let mut tls = client_config.connect("localhost", tcp)?;
+//! let data = vec![7u8; 1 << 20];
+//! let mut sent = 0;
+//! while sent < data.len() {
+//!     match tls.write(&data[sent..]) {
+//!         Ok(n) => sent += n, // accepted: never offered again
+//!         Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(), // poll here
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! loop {
+//!     match tls.shutdown() {
+//!         Ok(()) => break,
+//!         Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! assert_eq!(server.join().unwrap()?, data);
+//! # Ok(()) }
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+pub mod engine;
+mod error;
+mod self_signed;
+pub mod session;
+mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{
+    load_certs, load_private_key, parse_certs, parse_private_key, ClientConfig,
+    ClientConfigBuilder, ServerConfig, ServerConfigBuilder,
+};
+pub use engine::{Engine, ProtocolVersion, RustlsEngine};
+pub use error::Error;
+pub use self_signed::SelfSigned;
+pub use session::{Interest, Limits, Session, State};
+pub use stream::{TlsStream, DEFAULT_CLOSE_DRAIN_LIMIT};
+
+/// The rustls crate tlsflow is built on, for configuration beyond the builders.
+pub use rustls;

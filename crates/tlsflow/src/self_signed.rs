@@ -1,0 +1,79 @@
+//! Self-signed certificates for local use and tests.
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+
+/// A freshly generated self-signed certificate and its private key.
+///
+/// For local use: a server presents it with
+/// [`ServerConfigBuilder::self_signed`](crate::ServerConfigBuilder::self_signed), and a client
+/// trusts it with [`ClientConfigBuilder::ca_certificate`](crate::ClientConfigBuilder::ca_certificate)
+/// (or compares [`fingerprint_sha256`](Self::fingerprint_sha256) out of band).
+#[derive(Clone)]
+pub struct SelfSigned {
+    cert_der: CertificateDer<'static>,
+    cert_pem: String,
+    key_der: Vec<u8>,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for SelfSigned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfSigned")
+            .field("fingerprint_sha256", &self.fingerprint_sha256())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SelfSigned {
+    /// Generates a certificate valid for `names` (DNS names or IP addresses, as subject
+    /// alternative names).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when no name is given or a name is not usable in a certificate.
+    pub fn generate<S: AsRef<str>>(names: &[S]) -> Result<SelfSigned, Error> {
+        if names.is_empty() {
+            return Err(Error::config("a self-signed certificate needs at least one name"));
+        }
+        let names: Vec<String> = names.iter().map(|n| n.as_ref().to_owned()).collect();
+        let certified = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| Error::config(format!("cannot generate a certificate: {e}")))?;
+        Ok(SelfSigned {
+            cert_der: certified.cert.der().clone(),
+            cert_pem: certified.cert.pem(),
+            key_der: certified.signing_key.serialize_der(),
+            key_pem: certified.signing_key.serialize_pem(),
+        })
+    }
+
+    /// The certificate, DER-encoded.
+    pub fn cert_der(&self) -> CertificateDer<'static> {
+        self.cert_der.clone()
+    }
+
+    /// The private key, PKCS#8 DER.
+    pub fn key_der(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
+    }
+
+    /// The certificate as PEM text.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The private key as PEM text.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// The SHA-256 fingerprint of the certificate, as colon-separated upper-case hex (the
+    /// form `openssl x509 -fingerprint -sha256` prints).
+    pub fn fingerprint_sha256(&self) -> String {
+        let digest = Sha256::digest(self.cert_der.as_ref());
+        let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+        hex.join(":")
+    }
+}

@@ -1,0 +1,638 @@
+//! The sans-I/O session core: connection state, byte accounting and bounded buffers.
+
+use crate::engine::{Engine, PlainRead, ProtocolVersion};
+use crate::Error;
+
+/// The size of one full TLS record on the wire: 16 KiB of plaintext plus the largest
+/// overhead a record may carry.
+pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
+
+/// Upper bounds on what a [`Session`] buffers in each direction.
+///
+/// - `send`: ciphertext waiting for the transport. The session accepts new plaintext only
+///   while less than `send` bytes of ciphertext are queued, and never more than the space that
+///   remains, so queued ciphertext stays under `send` plus the per-record overhead of what was
+///   sealed (under 1%), plus at most one handshake flight and alerts, which are not
+///   application data.
+/// - `receive`: ciphertext read from the transport but not yet taken by the engine. The engine
+///   adds its own bounded buffer on top: for rustls, at most 16 KiB of decrypted plaintext plus
+///   one record, and one record of undecrypted input.
+///
+/// A slow or malicious peer therefore cannot make a session grow: when the send queue is full
+/// writes return `WouldBlock`, and when plaintext is not being read the session stops reading
+/// the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of ciphertext queued for sending before writes stop accepting plaintext.
+    pub send: usize,
+    /// Bytes of received ciphertext buffered ahead of the engine. Raised to at least one full
+    /// record ([`MAX_RECORD_WIRE_SIZE`]) so a record always fits.
+    pub receive: usize,
+}
+
+impl Default for Limits {
+    /// 64 KiB to send, 32 KiB to receive.
+    fn default() -> Self {
+        Limits {
+            send: 64 * 1024,
+            receive: 32 * 1024,
+        }
+    }
+}
+
+/// The connection state of a [`Session`].
+///
+/// ```text
+///                  handshake done
+///   Handshaking ───────────────────▶ Open ──── close_write() ────▶ WriteClosed
+///        │                            │                                 │
+///        │                  peer's close_notify               peer's close_notify
+///        │                            ▼                                 ▼
+///        │                        ReadClosed ──── close_write() ────▶ Closed
+///        │
+///        └─────── any state: TLS error, transport failure ───────▶ Failed (sticky)
+/// ```
+///
+/// `close_write()` during the handshake waits for the handshake to finish: the handshake must
+/// complete before a `close_notify` can be sent under the negotiated keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The handshake is in progress; no application data moves yet.
+    Handshaking,
+    /// Application data moves both ways.
+    Open,
+    /// This side sent `close_notify`; the peer may still send data (half-close).
+    WriteClosed,
+    /// The peer sent `close_notify`; this side may still send data.
+    ReadClosed,
+    /// Both sides sent `close_notify`.
+    Closed,
+    /// A fatal error happened; every operation returns it.
+    Failed,
+}
+
+/// What the transport must do for a session to make progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interest {
+    /// The transport should be read: the session needs ciphertext.
+    pub read: bool,
+    /// The transport should be written: ciphertext is queued.
+    pub write: bool,
+}
+
+/// The outcome of [`Session::read_plaintext`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many plaintext bytes were copied out (at least one).
+    Data(usize),
+    /// More ciphertext is needed from the transport.
+    NeedInput,
+    /// The peer closed cleanly (`close_notify`), or the transport ended and the lenient
+    /// end-of-file policy is on.
+    Closed,
+}
+
+/// Byte counters of a session, for observation and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Plaintext bytes accepted from the application.
+    pub plaintext_accepted: u64,
+    /// Plaintext bytes delivered to the application.
+    pub plaintext_delivered: u64,
+    /// Ciphertext bytes the transport reported as taken.
+    pub ciphertext_sent: u64,
+    /// Ciphertext bytes received from the transport.
+    pub ciphertext_received: u64,
+}
+
+/// Bytes a session holds right now, by buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Buffered {
+    /// Ciphertext queued for the transport.
+    pub outgoing_ciphertext: usize,
+    /// Received ciphertext not yet taken by the engine.
+    pub incoming_ciphertext: usize,
+    /// Decrypted plaintext waiting to be read.
+    pub incoming_plaintext: usize,
+}
+
+/// Ciphertext waiting for the transport, consumed only by the counts the transport reports.
+#[derive(Debug, Default)]
+struct Outbox {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Outbox {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Makes room at the end by dropping the consumed front, when that is worth a move.
+    fn prepare_append(&mut self) -> &mut Vec<u8> {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        &mut self.buf
+    }
+
+    fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.start = 0;
+    }
+}
+
+/// Ciphertext read from the transport and not yet taken by the engine.
+#[derive(Debug)]
+struct Inbox {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    capacity: usize,
+}
+
+impl Inbox {
+    fn new(capacity: usize) -> Self {
+        Inbox {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            capacity,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    fn spare(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < self.capacity {
+            self.buf.resize(self.capacity, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+}
+
+/// The sans-I/O core of a TLS stream.
+///
+/// A session owns a TLS [`Engine`], a bounded queue of ciphertext to send (the *outbox*), a
+/// bounded buffer of ciphertext received (the *inbox*), the connection [`State`] and the
+/// byte [`Counters`]. It never touches a socket: a driver asks it what to do, does exactly
+/// that I/O, and reports the exact count back.
+///
+/// # Methods, by role
+///
+/// - Getters: [`state`](Self::state), [`is_handshaking`](Self::is_handshaking),
+///   [`interest`](Self::interest), [`buffered`](Self::buffered), [`counters`](Self::counters),
+///   [`check`](Self::check) and the negotiated parameters.
+/// - Application data: [`write_plaintext`](Self::write_plaintext),
+///   [`read_plaintext`](Self::read_plaintext), [`close_write`](Self::close_write).
+/// - Transport output: [`pending_output`](Self::pending_output) gives the ciphertext to send;
+///   [`output_sent`](Self::output_sent) reports how much the transport took.
+/// - Transport input: [`input_buffer`](Self::input_buffer) gives space to read into;
+///   [`input_received`](Self::input_received) reports how much was read (0 for end-of-file).
+/// - Failures: [`fail`](Self::fail) records a transport failure.
+///
+/// # The rule it keeps
+///
+/// Once plaintext is sealed, its ciphertext sits in the outbox until the transport reports
+/// taking it; only [`output_sent`](Self::output_sent) removes bytes from the outbox. A write
+/// either accepts bytes (whose ciphertext is then owned here) or accepts none.
+pub struct Session {
+    engine: Box<dyn Engine>,
+    state: State,
+    failure: Option<Error>,
+    outbox: Outbox,
+    inbox: Inbox,
+    limits: Limits,
+    counters: Counters,
+    close_notify_queued: bool,
+    transport_eof: bool,
+    lenient_eof: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("buffered", &self.buffered())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session over `engine`, buffering at most what `limits` allow.
+    pub fn new(engine: Box<dyn Engine>, limits: Limits) -> Session {
+        let limits = Limits {
+            send: limits.send.max(1),
+            receive: limits.receive.max(MAX_RECORD_WIRE_SIZE),
+        };
+        let mut session = Session {
+            state: State::Handshaking,
+            failure: None,
+            outbox: Outbox::default(),
+            inbox: Inbox::new(limits.receive),
+            limits,
+            counters: Counters::default(),
+            close_notify_queued: false,
+            transport_eof: false,
+            lenient_eof: false,
+            engine,
+        };
+        // A client speaks first: its ClientHello is ready at once.
+        session.collect_output();
+        session.update_state();
+        session
+    }
+
+    /// Treats a transport end-of-file without `close_notify` as a clean close instead of
+    /// [`Error::Truncated`]. Off by default; only for peers known to close this way, on
+    /// protocols that detect truncation themselves.
+    pub fn set_lenient_eof(&mut self, lenient: bool) {
+        self.lenient_eof = lenient;
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective limits (after raising `receive` to one full record if needed).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Whether the handshake is still in progress.
+    pub fn is_handshaking(&self) -> bool {
+        self.state == State::Handshaking
+    }
+
+    /// The sticky error, if the session failed.
+    ///
+    /// # Errors
+    ///
+    /// The error that made the session fail, every time.
+    pub fn check(&self) -> Result<(), Error> {
+        match &self.failure {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// What transport I/O would make progress now.
+    ///
+    /// `write` is set while ciphertext is queued. `read` is set while the session can use
+    /// ciphertext: during the handshake, and afterwards until the
+    /// peer closes, as long as no plaintext is waiting to be read.
+    pub fn interest(&self) -> Interest {
+        if self.failure.is_some() {
+            return Interest {
+                read: false,
+                write: false,
+            };
+        }
+        let write = self.outbox.len() > 0;
+        let read = match self.state {
+            State::Handshaking => true,
+            State::Open | State::WriteClosed => {
+                !self.transport_eof && self.engine.plaintext_pending() == 0
+            }
+            _ => false,
+        };
+        Interest { read, write }
+    }
+
+    /// The byte counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// What the session buffers right now.
+    pub fn buffered(&self) -> Buffered {
+        Buffered {
+            outgoing_ciphertext: self.outbox.len(),
+            incoming_ciphertext: self.inbox.len(),
+            incoming_plaintext: self.engine.plaintext_pending(),
+        }
+    }
+
+    /// Seals plaintext and returns how many bytes were accepted.
+    ///
+    /// `Ok(0)` for a non-empty `data` means "nothing accepted now": the handshake is not over
+    /// or the outbox is full. Send [`pending_output`](Self::pending_output) and try again; a
+    /// driver never reports this `Ok(0)` to its user. Accepted bytes are sealed at once and
+    /// their ciphertext queued, so the caller never resubmits them.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error if the session failed; [`Error::WriteAfterShutdown`] after
+    /// [`close_write`](Self::close_write).
+    pub fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error> {
+        self.check()?;
+        if self.close_notify_queued {
+            return Err(Error::WriteAfterShutdown);
+        }
+        if data.is_empty() || self.state == State::Handshaking {
+            return Ok(0);
+        }
+        let queued = self.outbox.len();
+        let space = self.limits.send.saturating_sub(queued);
+        // Sealing a sliver into a tiny record wastes bytes and CPU: below a record's worth of
+        // space (or what is asked, or the limit itself), wait for the transport instead.
+        let worth = data.len().min(16 * 1024).min(self.limits.send);
+        if queued > 0 && space < worth {
+            return Ok(0);
+        }
+        let offer = &data[..data.len().min(space.max(worth))];
+        let accepted = match self.engine.write_plaintext(offer) {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail_tls(e)),
+        };
+        self.collect_output();
+        self.counters.plaintext_accepted += accepted as u64;
+        Ok(accepted)
+    }
+
+    /// The ciphertext to send next, in order. Empty when nothing is queued.
+    pub fn pending_output(&self) -> &[u8] {
+        self.outbox.pending()
+    }
+
+    /// Reports that the transport took the first `n` bytes of
+    /// [`pending_output`](Self::pending_output).
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds what was pending: that is a driver bug, and going on would corrupt the
+    /// stream.
+    pub fn output_sent(&mut self, n: usize) {
+        assert!(
+            n <= self.outbox.len(),
+            "transport reported {n} bytes sent of {} pending",
+            self.outbox.len()
+        );
+        self.outbox.consume(n);
+        self.counters.ciphertext_sent += n as u64;
+    }
+
+    /// Space to read ciphertext into. Empty when the session cannot take input now (its
+    /// buffers are full until plaintext is read, or the peer has closed).
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        if self.failure.is_some() || self.transport_eof || self.engine.peer_closed() {
+            return &mut [];
+        }
+        self.inbox.spare()
+    }
+
+    /// Reports that `n` bytes were read into [`input_buffer`](Self::input_buffer); `n == 0`
+    /// reports the transport's end-of-file.
+    ///
+    /// # Errors
+    ///
+    /// A TLS failure caused by the input (the session is then failed, and may hold an alert
+    /// for the peer in [`pending_output`](Self::pending_output)); [`Error::HandshakeEof`] for
+    /// an end-of-file during the handshake.
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds the buffer last handed out (a driver bug).
+    pub fn input_received(&mut self, n: usize) -> Result<(), Error> {
+        self.check()?;
+        if n == 0 {
+            self.transport_eof = true;
+            self.engine.feed_eof();
+            if self.state == State::Handshaking {
+                return Err(self.fail(Error::HandshakeEof));
+            }
+            return Ok(());
+        }
+        assert!(
+            self.inbox.end + n <= self.inbox.buf.len(),
+            "transport reported more bytes read than the buffer holds"
+        );
+        self.inbox.filled(n);
+        self.counters.ciphertext_received += n as u64;
+        self.pump_input()
+    }
+
+    /// Feeds buffered ciphertext to the engine while it takes it.
+    fn pump_input(&mut self) -> Result<(), Error> {
+        while self.inbox.len() > 0 {
+            match self.engine.feed_ciphertext(self.inbox.data()) {
+                Ok(0) => break,
+                Ok(taken) => self.inbox.consume(taken.min(self.inbox.len())),
+                Err(e) => return Err(self.fail_tls(e)),
+            }
+        }
+        self.collect_output();
+        self.update_state();
+        Ok(())
+    }
+
+    /// Copies received plaintext into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error if the session failed; [`Error::Truncated`] when the transport ended
+    /// without the peer's `close_notify` (unless the lenient policy is on).
+    pub fn read_plaintext(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, Error> {
+        self.check()?;
+        if buf.is_empty() {
+            return Ok(ReadOutcome::Data(0));
+        }
+        loop {
+            match self.engine.read_plaintext(buf) {
+                Ok(PlainRead::Data(n)) => {
+                    self.counters.plaintext_delivered += n as u64;
+                    if self.inbox.len() > 0 {
+                        // Room was made: let the engine take what waits in the inbox.
+                        self.pump_input()?;
+                    }
+                    return Ok(ReadOutcome::Data(n));
+                }
+                Ok(PlainRead::Closed) => {
+                    self.update_state();
+                    return Ok(ReadOutcome::Closed);
+                }
+                Ok(PlainRead::Empty) => {}
+                Err(Error::Truncated) if self.lenient_eof => return Ok(ReadOutcome::Closed),
+                Err(Error::Truncated) => {
+                    // Sticky for reading only: the write side may still be used.
+                    return Err(Error::Truncated);
+                }
+                Err(e) => return Err(self.fail_tls(e)),
+            }
+            if self.inbox.len() > 0 && self.engine.plaintext_pending() == 0 {
+                let before = self.inbox.len();
+                self.pump_input()?;
+                if self.inbox.len() < before {
+                    continue;
+                }
+            }
+            if self.engine.peer_closed() {
+                self.update_state();
+                return Ok(ReadOutcome::Closed);
+            }
+            if self.transport_eof {
+                return if self.lenient_eof {
+                    Ok(ReadOutcome::Closed)
+                } else {
+                    Err(Error::Truncated)
+                };
+            }
+            return Ok(ReadOutcome::NeedInput);
+        }
+    }
+
+    /// Queues `close_notify`, once. Later calls do nothing. During the handshake it has no
+    /// effect yet (returns `Ok(false)`): finish the handshake first.
+    ///
+    /// Returns whether `close_notify` is queued.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error if the session failed.
+    pub fn close_write(&mut self) -> Result<bool, Error> {
+        self.check()?;
+        if self.state == State::Handshaking {
+            return Ok(false);
+        }
+        if !self.close_notify_queued {
+            self.close_notify_queued = true;
+            self.engine.send_close_notify();
+            self.collect_output();
+            self.update_state();
+        }
+        Ok(true)
+    }
+
+    /// Whether `close_notify` has been queued.
+    pub fn is_write_closed(&self) -> bool {
+        self.close_notify_queued
+    }
+
+    /// Whether the transport reported end-of-file.
+    pub fn transport_eof(&self) -> bool {
+        self.transport_eof
+    }
+
+    /// Asks for a TLS 1.3 key update; the message is queued in the outbox.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error, or [`Error::Config`] when the connection cannot update keys.
+    pub fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        self.check()?;
+        self.engine.refresh_traffic_keys()?;
+        self.collect_output();
+        Ok(())
+    }
+
+    /// Records a fatal failure (for drivers: a transport error). Every later operation
+    /// returns it. Queued ciphertext is dropped: after a transport failure the stream cannot
+    /// know where the last record was cut, and sending more would tear it.
+    pub fn fail(&mut self, err: Error) -> Error {
+        if self.failure.is_none() {
+            self.failure = Some(err.clone());
+        }
+        self.outbox.clear();
+        self.state = State::Failed;
+        self.failure.clone().unwrap_or(err)
+    }
+
+    /// Records a TLS failure. The engine may have produced an alert for the peer; it stays
+    /// queued so a driver can send it as a courtesy.
+    fn fail_tls(&mut self, err: Error) -> Error {
+        if self.failure.is_none() {
+            self.failure = Some(err.clone());
+        }
+        self.collect_output();
+        self.state = State::Failed;
+        err
+    }
+
+    fn collect_output(&mut self) {
+        if self.engine.has_ciphertext() {
+            self.engine.take_ciphertext(self.outbox.prepare_append());
+        }
+    }
+
+    fn update_state(&mut self) {
+        let next = match (self.state, self.engine.is_handshaking()) {
+            (State::Failed, _) => State::Failed,
+            (State::Handshaking, true) => State::Handshaking,
+            _ => match (self.close_notify_queued, self.engine.peer_closed()) {
+                (false, false) => State::Open,
+                (true, false) => State::WriteClosed,
+                (false, true) => State::ReadClosed,
+                (true, true) => State::Closed,
+            },
+        };
+        self.state = next;
+    }
+
+    /// The negotiated protocol version, once known.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.engine.protocol_version()
+    }
+
+    /// The negotiated cipher suite, once known.
+    pub fn cipher_suite(&self) -> Option<String> {
+        self.engine.cipher_suite()
+    }
+
+    /// The negotiated ALPN protocol, if any.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.engine.alpn_protocol()
+    }
+
+    /// The server name (SNI) of this connection, if any.
+    pub fn server_name(&self) -> Option<String> {
+        self.engine.server_name()
+    }
+
+    /// The peer's certificate chain, DER-encoded, end-entity first.
+    pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.engine.peer_certificates()
+    }
+
+    /// Whether this is the client side.
+    pub fn is_client(&self) -> bool {
+        self.engine.is_client()
+    }
+}

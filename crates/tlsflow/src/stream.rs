@@ -1,0 +1,327 @@
+//! The `std::io` driver: one stream type for blocking and non-blocking transports.
+
+use std::io::{self, Read, Write};
+
+use crate::engine::ProtocolVersion;
+use crate::session::{Buffered, Counters, Interest, ReadOutcome, Session, State};
+use crate::Error;
+
+/// How many bytes [`TlsStream::close`] reads and discards, at most, while it waits for the
+/// peer's `close_notify`.
+pub const DEFAULT_CLOSE_DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// A TLS stream over any `T: Read + Write`, blocking or non-blocking.
+///
+/// `TlsStream` implements [`Read`] and [`Write`] and keeps the promises in the crate docs:
+///
+/// - [`write`](Write::write) returns `Ok(n)` with `n >= 1` once `n` bytes are sealed; their
+///   ciphertext is then the stream's to deliver, however little the transport takes at a
+///   time. `Err(WouldBlock)` means nothing was accepted. It never returns `Ok(0)` for a
+///   non-empty buffer and never asks for the same bytes again.
+/// - [`flush`](Write::flush) succeeds only when every accepted byte has been handed to the
+///   transport and the transport has been flushed.
+/// - [`read`](Read::read) returns `Ok(0)` only after the peer's `close_notify`; an end-of-file
+///   without it is an error of kind `UnexpectedEof`.
+/// - `Interrupted` from the transport is retried inside; a transport write of `Ok(0)` is an
+///   error of kind `WriteZero`.
+///
+/// The handshake runs implicitly on the first read or write, or explicitly through
+/// [`handshake`](Self::handshake).
+///
+/// # Non-blocking transports
+///
+/// Every method may return `WouldBlock`, and only when the transport itself returned it.
+/// Every method is restartable: call it again when the transport is ready. Ask
+/// [`interest`](Self::interest) what to wait for. When it includes writing and you have
+/// nothing to write, call [`flush`](Write::flush): a read can produce output (handshake
+/// messages, key updates, alerts) that waits for the transport.
+pub struct TlsStream<T> {
+    io: T,
+    session: Session,
+    close_drained: u64,
+    close_drain_limit: u64,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for TlsStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("io", &self.io)
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
+impl<T> TlsStream<T> {
+    /// A stream over `io`, driven by `session`. Nothing is sent until the first operation.
+    pub fn new(io: T, session: Session) -> Self {
+        TlsStream {
+            io,
+            session,
+            close_drained: 0,
+            close_drain_limit: DEFAULT_CLOSE_DRAIN_LIMIT,
+        }
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The transport, mutably. Reading or writing it directly corrupts the TLS stream.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// The session core.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session core, mutably (for example, to request a key update).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Splits the stream into its transport and session.
+    pub fn into_parts(self) -> (T, Session) {
+        (self.io, self.session)
+    }
+
+    /// Sets how many bytes [`close`](Self::close) may read and discard while waiting for the
+    /// peer's `close_notify` ([`DEFAULT_CLOSE_DRAIN_LIMIT`] by default).
+    pub fn set_close_drain_limit(&mut self, bytes: u64) {
+        self.close_drain_limit = bytes;
+    }
+
+    /// What to wait for before calling the stream again (for event loops).
+    pub fn interest(&self) -> Interest {
+        self.session.interest()
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.session.state()
+    }
+
+    /// Whether the handshake is still in progress.
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
+
+    /// The negotiated protocol version, once the handshake is done.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.session.protocol_version()
+    }
+
+    /// The negotiated cipher suite, by its IANA name.
+    pub fn cipher_suite(&self) -> Option<String> {
+        self.session.cipher_suite()
+    }
+
+    /// The negotiated ALPN protocol, if any.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session.alpn_protocol()
+    }
+
+    /// The server name (SNI): the one requested by this client, or from the peer client.
+    pub fn server_name(&self) -> Option<String> {
+        self.session.server_name()
+    }
+
+    /// The peer's certificate chain, DER-encoded, end-entity first.
+    pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.session.peer_certificates()
+    }
+
+    /// Byte counters: plaintext accepted and delivered, ciphertext sent and received.
+    pub fn counters(&self) -> Counters {
+        self.session.counters()
+    }
+
+    /// What the stream buffers now.
+    pub fn buffered(&self) -> Buffered {
+        self.session.buffered()
+    }
+}
+
+impl<T: Read + Write> TlsStream<T> {
+    /// Drives the handshake to completion and sends this side's last handshake messages.
+    ///
+    /// Restartable: on a non-blocking transport it returns `WouldBlock` whenever the transport
+    /// does; call it again when [`interest`](Self::interest) is ready.
+    ///
+    /// # Errors
+    ///
+    /// The handshake's failure (an [`Error`] inside the `io::Error`), or the transport's.
+    pub fn handshake(&mut self) -> io::Result<()> {
+        self.complete_handshake()?;
+        self.send_pending()
+    }
+
+    /// Sends `close_notify` (once) and flushes it: the write side is closed, the read side
+    /// goes on (half-close). Restartable after `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error, or the transport's.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        self.complete_handshake()?;
+        self.session.close_write()?;
+        self.flush()
+    }
+
+    /// Closes gracefully: [`shutdown`](Self::shutdown), then reads and discards until the
+    /// peer's `close_notify` or end-of-file, at most the drain limit
+    /// ([`set_close_drain_limit`](Self::set_close_drain_limit)). Draining keeps the kernel
+    /// from answering unread bytes (TLS 1.3 session tickets, late data) with a reset that
+    /// would make the peer see "connection reset" instead of a clean end.
+    ///
+    /// Returns `Ok(())` when the peer closed cleanly or the drain limit was reached.
+    /// Restartable after `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error, the transport's, or [`Error::Truncated`] when the transport ended
+    /// without the peer's `close_notify`.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.shutdown()?;
+        let mut scratch = [0u8; 4096];
+        while self.close_drained < self.close_drain_limit {
+            match self.read(&mut scratch) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.close_drained += n as u64,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_handshake(&mut self) -> io::Result<()> {
+        while self.session.is_handshaking() {
+            self.session.check()?;
+            match self.send_pending() {
+                Ok(()) => self.receive()?,
+                // Both peers may have a flight to send into full pipes: reading while our
+                // writing is blocked is what lets the other side drain its own.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.receive()?,
+                Err(e) => return Err(e),
+            }
+        }
+        self.session.check()?;
+        Ok(())
+    }
+
+    /// Writes queued ciphertext until none is left or the transport blocks.
+    fn send_pending(&mut self) -> io::Result<()> {
+        while !self.session.pending_output().is_empty() {
+            match self.io.write(self.session.pending_output()) {
+                Ok(0) => return Err(self.session.fail(Error::WriteZero).into()),
+                Ok(n) => self.session.output_sent(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) => return Err(self.session.fail(Error::from(e)).into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads ciphertext once from the transport and hands it to the session.
+    fn receive(&mut self) -> io::Result<()> {
+        loop {
+            let buf = self.session.input_buffer();
+            if buf.is_empty() {
+                // Callers only read when the session can take input; anything else would spin.
+                return Err(Error::protocol("the session cannot take input in its current state").into());
+            }
+            match self.io.read(buf) {
+                Ok(n) => {
+                    let result = self.session.input_received(n);
+                    if let Err(e) = result {
+                        self.send_alert();
+                        return Err(e.into());
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) => return Err(self.session.fail(Error::from(e)).into()),
+            }
+        }
+    }
+
+    /// After a TLS failure, tries once to tell the peer why. Best effort: its own failure is
+    /// ignored, since the stream has already failed.
+    fn send_alert(&mut self) {
+        let pending = self.session.pending_output();
+        if !pending.is_empty() {
+            if let Ok(n) = self.io.write(pending) {
+                self.session.output_sent(n);
+            }
+        }
+    }
+
+    /// Sends what is queued without letting a `WouldBlock` hide data already accepted.
+    fn send_opportunistically(&mut self) -> io::Result<()> {
+        match self.send_pending() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl<T: Read + Write> Write for TlsStream<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.complete_handshake()?;
+        loop {
+            let accepted = self.session.write_plaintext(buf)?;
+            if accepted > 0 {
+                self.send_opportunistically()?;
+                return Ok(accepted);
+            }
+            // The outbox is full: make room. A `WouldBlock` here means nothing was accepted.
+            self.send_pending()?;
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.session.check()?;
+        self.send_pending()?;
+        loop {
+            match self.io.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) => return Err(self.session.fail(Error::from(e)).into()),
+            }
+        }
+    }
+}
+
+impl<T: Read + Write> Read for TlsStream<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.complete_handshake()?;
+        loop {
+            match self.session.read_plaintext(buf)? {
+                ReadOutcome::Data(n) => {
+                    self.send_opportunistically()?;
+                    return Ok(n);
+                }
+                ReadOutcome::Closed => {
+                    self.send_opportunistically()?;
+                    return Ok(0);
+                }
+                ReadOutcome::NeedInput => {}
+            }
+            // Output produced by reading (tickets, key update replies) goes out first; if the
+            // transport cannot take it now, reading goes on and `interest` reports both.
+            self.send_opportunistically()?;
+            self.receive()?;
+        }
+    }
+}

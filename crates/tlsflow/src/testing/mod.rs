@@ -1,0 +1,114 @@
+//! Test tools: the hostile transport and a deterministic scheduler (feature `testing`).
+//!
+//! Use them to test a protocol built on tlsflow the way tlsflow tests itself: run a client
+//! and a server over a [`HostileTransport`] that splits, delays and interrupts every read and
+//! write, and let [`run_pair`] drive both through handshake, data both ways and shutdown,
+//! checking every byte.
+//!
+//! ```
+//! use tlsflow::testing::{run_pair, stream_pair, Hostility, Scenario};
+//!
+//! let (client, server) = stream_pair(42, Hostility::default()).unwrap();
+//! let scenario = Scenario { seed: 42, client_sends: 100_000, server_sends: 50_000, ..Scenario::default() };
+//! let report = run_pair(client, server, &scenario).unwrap();
+//! assert_eq!(report.client_received, 50_000);
+//! ```
+
+mod scheduler;
+mod transport;
+
+pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
+pub use transport::{Hostility, HostileTransport};
+
+use crate::{ClientConfig, Error, Limits, SelfSigned, ServerConfig, TlsStream};
+
+/// A small, fast, seedable random number generator (SplitMix64), so schedules replay exactly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.below(hi - lo + 1)
+        }
+    }
+
+    /// A number in `lo..=hi`, spread evenly over orders of magnitude, so small and large
+    /// values are both common.
+    pub fn log_between(&mut self, lo: usize, hi: usize) -> usize {
+        let lo = lo.max(1);
+        if hi <= lo {
+            return lo;
+        }
+        let bits = usize::BITS - hi.leading_zeros();
+        let cap = 1usize << self.between(0, bits as usize);
+        self.between(lo, hi.min(cap.max(lo)))
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// The client and server configurations of a self-signed pair for the name `localhost`.
+///
+/// # Errors
+///
+/// Only if certificate generation fails.
+pub fn self_signed_configs(limits: Limits) -> Result<(ClientConfig, ServerConfig), Error> {
+    let cert = SelfSigned::generate(&["localhost"])?;
+    let server = ServerConfig::builder()
+        .self_signed(&cert)
+        .limits(limits)
+        .build()?;
+    let client = ClientConfig::builder()
+        .ca_certificate(cert.cert_der())
+        .limits(limits)
+        .build()?;
+    Ok((client, server))
+}
+
+/// A client and a server stream over a fresh hostile transport pair, with a self-signed
+/// certificate and default limits.
+///
+/// # Errors
+///
+/// Only if certificate generation fails.
+pub fn stream_pair(
+    seed: u64,
+    hostility: Hostility,
+) -> Result<(TlsStream<HostileTransport>, TlsStream<HostileTransport>), Error> {
+    let (client, server) = self_signed_configs(Limits::default())?;
+    let (a, b) = HostileTransport::pair(seed, hostility);
+    Ok((client.connect("localhost", a)?, server.accept(b)?))
+}

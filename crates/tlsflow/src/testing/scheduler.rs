@@ -1,0 +1,268 @@
+//! A deterministic scheduler that drives a client and a server to a clean close.
+
+use std::io::{self, Read, Write};
+
+use super::{HostileTransport, Rng};
+use crate::session::{Buffered, Limits, MAX_RECORD_WIRE_SIZE};
+use crate::TlsStream;
+
+/// A stream the scheduler can drive.
+pub trait TestStream: Read + Write {
+    /// Sends `close_notify` and flushes it (restartable after `WouldBlock`).
+    ///
+    /// # Errors
+    ///
+    /// As [`TlsStream::shutdown`].
+    fn shutdown(&mut self) -> io::Result<()>;
+    /// The transport underneath.
+    fn transport(&mut self) -> &mut HostileTransport;
+    /// What the stream buffers now, and its limits.
+    fn buffered(&self) -> (Buffered, Limits);
+}
+
+impl TestStream for TlsStream<HostileTransport> {
+    fn shutdown(&mut self) -> io::Result<()> {
+        TlsStream::shutdown(self)
+    }
+    fn transport(&mut self) -> &mut HostileTransport {
+        self.get_mut()
+    }
+    fn buffered(&self) -> (Buffered, Limits) {
+        (TlsStream::buffered(self), self.session().limits())
+    }
+}
+
+/// The largest outgoing ciphertext a session with these limits may buffer: the send limit,
+/// the per-record overhead of what was sealed, and room for a handshake flight and alerts.
+pub fn outgoing_bound(limits: Limits) -> usize {
+    limits.send + (limits.send / (16 * 1024) + 1) * 64 + 32 * 1024
+}
+
+/// What a run should do.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Seeds the payloads and the choice of actions.
+    pub seed: u64,
+    /// Bytes the client sends.
+    pub client_sends: usize,
+    /// Bytes the server sends.
+    pub server_sends: usize,
+    /// Largest single write (each write is a random size from 1 to this).
+    pub max_write: usize,
+    /// Largest single read buffer.
+    pub max_read: usize,
+    /// Calls to the streams after which the run is abandoned as too slow.
+    pub max_steps: u64,
+    /// Consecutive calls without progress after which the scheduler checks for a hang.
+    pub stall_steps: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            seed: 0,
+            client_sends: 64 * 1024,
+            server_sends: 64 * 1024,
+            max_write: 40_000,
+            max_read: 40_000,
+            max_steps: 50_000_000,
+            stall_steps: 400,
+        }
+    }
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Calls made to the two streams.
+    pub steps: u64,
+    /// Plaintext bytes the client received.
+    pub client_received: usize,
+    /// Plaintext bytes the server received.
+    pub server_received: usize,
+    /// `WouldBlock` returns from the transports.
+    pub would_blocks: u64,
+}
+
+struct Peer<S> {
+    name: &'static str,
+    stream: S,
+    outgoing: Vec<u8>,
+    sent: usize,
+    expected: Vec<u8>,
+    received: usize,
+    shut: bool,
+    eof: bool,
+    read_buf: Vec<u8>,
+}
+
+impl<S: TestStream> Peer<S> {
+    fn done(&self) -> bool {
+        self.shut && self.eof
+    }
+
+    /// A `WouldBlock` from the stream is legal only if the transport returned one in the
+    /// same call.
+    fn check_would_block(&mut self, before: u64, op: &str) -> Result<(), String> {
+        if self.stream.transport().would_blocks() == before {
+            return Err(format!(
+                "{}: {op} returned WouldBlock but the transport never blocked (spurious)",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, action: usize, rng: &mut Rng, scenario: &Scenario) -> Result<(), String> {
+        let before = self.stream.transport().would_blocks();
+        match action {
+            0 if self.sent < self.outgoing.len() => {
+                let len = rng.log_between(1, scenario.max_write).min(self.outgoing.len() - self.sent);
+                match self.stream.write(&self.outgoing[self.sent..self.sent + len]) {
+                    Ok(0) => return Err(format!("{}: write returned Ok(0) for {len} bytes", self.name)),
+                    Ok(n) if n > len => return Err(format!("{}: write claimed {n} of {len} bytes", self.name)),
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "write")?,
+                    Err(e) => return Err(format!("{}: write failed: {e}", self.name)),
+                }
+            }
+            0 | 2 if self.sent == self.outgoing.len() && !self.shut => match self.stream.shutdown() {
+                Ok(()) => self.shut = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "shutdown")?,
+                Err(e) => return Err(format!("{}: shutdown failed: {e}", self.name)),
+            },
+            1 if !self.eof => {
+                let len = rng.log_between(1, scenario.max_read);
+                match self.stream.read(&mut self.read_buf[..len]) {
+                    Ok(0) => {
+                        if self.received != self.expected.len() {
+                            return Err(format!(
+                                "{}: clean EOF after {} of {} bytes",
+                                self.name,
+                                self.received,
+                                self.expected.len()
+                            ));
+                        }
+                        self.eof = true;
+                    }
+                    Ok(n) => {
+                        let end = self.received + n;
+                        if end > self.expected.len() {
+                            return Err(format!("{}: received {end} bytes, more than the {} sent", self.name, self.expected.len()));
+                        }
+                        if self.read_buf[..n] != self.expected[self.received..end] {
+                            let at = (0..n)
+                                .find(|&i| self.read_buf[i] != self.expected[self.received + i])
+                                .unwrap_or(0);
+                            return Err(format!("{}: byte mismatch at offset {}", self.name, self.received + at));
+                        }
+                        self.received = end;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "read")?,
+                    Err(e) => return Err(format!("{}: read failed after {} bytes: {e}", self.name, self.received)),
+                }
+            }
+            _ => match self.stream.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "flush")?,
+                Err(e) => return Err(format!("{}: flush failed: {e}", self.name)),
+            },
+        }
+        self.check_memory()
+    }
+
+    fn check_memory(&self) -> Result<(), String> {
+        let (buffered, limits) = self.stream.buffered();
+        if buffered.outgoing_ciphertext > outgoing_bound(limits) {
+            return Err(format!(
+                "{}: {} bytes of outgoing ciphertext buffered, above the bound {}",
+                self.name,
+                buffered.outgoing_ciphertext,
+                outgoing_bound(limits)
+            ));
+        }
+        if buffered.incoming_ciphertext > limits.receive {
+            return Err(format!("{}: {} bytes of incoming ciphertext buffered, above the limit {}", self.name, buffered.incoming_ciphertext, limits.receive));
+        }
+        if buffered.incoming_plaintext > 16 * 1024 + MAX_RECORD_WIRE_SIZE {
+            return Err(format!("{}: {} bytes of plaintext buffered", self.name, buffered.incoming_plaintext));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self) -> (u64, usize, usize, bool, bool) {
+        (self.stream.transport().bytes_moved(), self.sent, self.received, self.shut, self.eof)
+    }
+}
+
+/// Drives `client` and `server` through handshake, `scenario`'s payloads both ways at once,
+/// and shutdown, choosing each next call at random from the seed.
+///
+/// # Errors
+///
+/// A description (naming the side and the offset) of the first broken promise: a byte
+/// mismatch, a write of `Ok(0)`, a spurious `WouldBlock`, a buffer above its bound, an
+/// unexpected error, or a hang (neither side can progress even with a calm transport).
+pub fn run_pair<C: TestStream, S: TestStream>(client: C, server: S, scenario: &Scenario) -> Result<Report, String> {
+    let mut rng = Rng::new(scenario.seed);
+    let mut payload = |len: usize| {
+        let mut v = vec![0u8; len];
+        rng.fill(&mut v);
+        v
+    };
+    let to_server = payload(scenario.client_sends);
+    let to_client = payload(scenario.server_sends);
+    let max_read = scenario.max_read.max(1);
+    let mut c = Peer { name: "client", stream: client, outgoing: to_server.clone(), sent: 0, expected: to_client.clone(), received: 0, shut: false, eof: false, read_buf: vec![0; max_read] };
+    let mut s = Peer { name: "server", stream: server, outgoing: to_client, sent: 0, expected: to_server, received: 0, shut: false, eof: false, read_buf: vec![0; max_read] };
+    let mut report = Report::default();
+    let mut last = (c.progress(), s.progress());
+    let mut stalled = 0u64;
+    while !(c.done() && s.done()) {
+        report.steps += 1;
+        if report.steps > scenario.max_steps {
+            return Err(format!("gave up after {} steps", scenario.max_steps));
+        }
+        let action = rng.below(4);
+        if rng.below(2) == 0 {
+            c.step(action, &mut rng, scenario)?;
+        } else {
+            s.step(action, &mut rng, scenario)?;
+        }
+        let now = (c.progress(), s.progress());
+        if now != last {
+            last = now;
+            stalled = 0;
+            continue;
+        }
+        stalled += 1;
+        if stalled >= scenario.stall_steps {
+            // With the transport calm, every pending action of both sides gets a turn; if
+            // none moves a byte, neither side can ever progress: a hang.
+            c.stream.transport().set_calm(true);
+            s.stream.transport().set_calm(true);
+            for _ in 0..4 {
+                for action in 0..4 {
+                    c.step(action, &mut rng, scenario)?;
+                    s.step(action, &mut rng, scenario)?;
+                }
+            }
+            c.stream.transport().set_calm(false);
+            s.stream.transport().set_calm(false);
+            let now = (c.progress(), s.progress());
+            if now == last && !(c.done() && s.done()) {
+                return Err(format!(
+                    "hang: no progress possible (client sent {}/{} received {}/{} shut {} eof {}; server sent {}/{} received {}/{} shut {} eof {})",
+                    c.sent, c.outgoing.len(), c.received, c.expected.len(), c.shut, c.eof,
+                    s.sent, s.outgoing.len(), s.received, s.expected.len(), s.shut, s.eof
+                ));
+            }
+            last = now;
+            stalled = 0;
+        }
+    }
+    report.client_received = c.received;
+    report.server_received = s.received;
+    report.would_blocks = c.stream.transport().would_blocks() + s.stream.transport().would_blocks();
+    Ok(report)
+}

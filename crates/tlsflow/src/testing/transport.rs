@@ -1,0 +1,241 @@
+//! The hostile transport: an in-memory duplex pipe that does everything a socket may do.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::Rng;
+
+/// How hostile a [`HostileTransport`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hostility {
+    /// Bytes each direction of the pipe holds at most (at least 1).
+    pub capacity: usize,
+    /// Largest number of bytes one read or write moves (at least 1); each call moves a
+    /// random count from 1 to this.
+    pub max_io: usize,
+    /// Chance, in percent, that a call returns `WouldBlock` even though it could proceed.
+    pub would_block_percent: u8,
+    /// Chance, in percent, that a call returns `Interrupted`.
+    pub interrupt_percent: u8,
+}
+
+impl Default for Hostility {
+    fn default() -> Self {
+        Hostility {
+            capacity: 4096,
+            max_io: 1024,
+            would_block_percent: 20,
+            interrupt_percent: 5,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Direction {
+    bytes: VecDeque<u8>,
+    writer_closed: bool,
+    reader_closed: bool,
+}
+
+#[derive(Debug)]
+struct Pipe {
+    /// `dirs[i]` carries bytes written by end `i`.
+    dirs: [Direction; 2],
+}
+
+/// One end of a hostile in-memory duplex pipe; make a pair with [`HostileTransport::pair`].
+///
+/// Reads and writes move a seeded random number of bytes (down to 1), return `WouldBlock`
+/// and `Interrupted` at random, and never lose, duplicate or reorder data. An empty pipe
+/// returns `WouldBlock` (or `Ok(0)` after the other end called
+/// [`close_write`](Self::close_write) or was dropped); a full pipe returns `WouldBlock`.
+/// Every `WouldBlock` returned is counted, so a test can tell whether a stream's own
+/// `WouldBlock` came from the transport.
+#[derive(Debug)]
+pub struct HostileTransport {
+    pipe: Arc<Mutex<Pipe>>,
+    side: usize,
+    rng: Rng,
+    hostility: Hostility,
+    calm: bool,
+    would_blocks: u64,
+    bytes_moved: u64,
+}
+
+impl HostileTransport {
+    /// A connected pair of ends, with randomness derived from `seed`.
+    pub fn pair(seed: u64, hostility: Hostility) -> (HostileTransport, HostileTransport) {
+        let hostility = Hostility {
+            capacity: hostility.capacity.max(1),
+            max_io: hostility.max_io.max(1),
+            ..hostility
+        };
+        let pipe = Arc::new(Mutex::new(Pipe {
+            dirs: [Direction::default(), Direction::default()],
+        }));
+        let end = |side: usize| HostileTransport {
+            pipe: pipe.clone(),
+            side,
+            rng: Rng::new(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(side as u64 + 1))),
+            hostility,
+            calm: false,
+            would_blocks: 0,
+            bytes_moved: 0,
+        };
+        (end(0), end(1))
+    }
+
+    /// Turns random `WouldBlock` and `Interrupted` off (`true`) or back on.
+    pub fn set_calm(&mut self, calm: bool) {
+        self.calm = calm;
+    }
+
+    /// How many times this end returned `WouldBlock`.
+    pub fn would_blocks(&self) -> u64 {
+        self.would_blocks
+    }
+
+    /// Bytes moved through this end, read and written.
+    pub fn bytes_moved(&self) -> u64 {
+        self.bytes_moved
+    }
+
+    /// Ends this end's writing: once the other end has read what is in the pipe, its reads
+    /// return `Ok(0)`.
+    pub fn close_write(&mut self) {
+        self.lock().dirs[self.side].writer_closed = true;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pipe> {
+        // A panic elsewhere cannot leave the pipe half-updated: every update is one step.
+        self.pipe.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A random injected failure, if one is due.
+    fn injected(&mut self) -> Option<io::Error> {
+        if self.calm {
+            return None;
+        }
+        let roll = self.rng.below(100) as u8;
+        if roll < self.hostility.would_block_percent {
+            self.would_blocks += 1;
+            Some(io::ErrorKind::WouldBlock.into())
+        } else if roll < self.hostility.would_block_percent.saturating_add(self.hostility.interrupt_percent) {
+            Some(io::ErrorKind::Interrupted.into())
+        } else {
+            None
+        }
+    }
+
+    fn would_block(&mut self) -> io::Error {
+        self.would_blocks += 1;
+        io::ErrorKind::WouldBlock.into()
+    }
+}
+
+impl Read for HostileTransport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(err) = self.injected() {
+            return Err(err);
+        }
+        let limit = self.rng.between(1, self.hostility.max_io);
+        let side = self.side;
+        let n = {
+            let mut pipe = self.lock();
+            let dir = &mut pipe.dirs[1 - side];
+            if dir.bytes.is_empty() {
+                let eof = dir.writer_closed;
+                drop(pipe);
+                return if eof { Ok(0) } else { Err(self.would_block()) };
+            }
+            let n = buf.len().min(dir.bytes.len()).min(limit);
+            for (slot, byte) in buf.iter_mut().zip(dir.bytes.drain(..n)) {
+                *slot = byte;
+            }
+            n
+        };
+        self.bytes_moved += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for HostileTransport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(err) = self.injected() {
+            return Err(err);
+        }
+        let limit = self.rng.between(1, self.hostility.max_io);
+        let side = self.side;
+        let capacity = self.hostility.capacity;
+        let n = {
+            let mut pipe = self.lock();
+            let dir = &mut pipe.dirs[side];
+            if dir.reader_closed {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let space = capacity.saturating_sub(dir.bytes.len());
+            if space == 0 {
+                drop(pipe);
+                return Err(self.would_block());
+            }
+            let n = buf.len().min(space).min(limit);
+            dir.bytes.extend(&buf[..n]);
+            n
+        };
+        self.bytes_moved += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for HostileTransport {
+    fn drop(&mut self) {
+        let side = self.side;
+        let mut pipe = self.lock();
+        pipe.dirs[side].writer_closed = true;
+        pipe.dirs[1 - side].reader_closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_loses_or_reorders_bytes() {
+        let (mut a, mut b) = HostileTransport::pair(7, Hostility {
+            capacity: 5,
+            max_io: 3,
+            would_block_percent: 30,
+            interrupt_percent: 10,
+        });
+        let data: Vec<u8> = (0..=255).collect();
+        let (mut sent, mut got) = (0, Vec::new());
+        let mut buf = [0u8; 8];
+        while got.len() < data.len() {
+            if sent < data.len() {
+                if let Ok(n) = a.write(&data[sent..]) {
+                    assert!(n >= 1 && n <= 3);
+                    sent += n;
+                }
+            }
+            if let Ok(n) = b.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert_eq!(got, data);
+        a.close_write();
+        b.set_calm(true);
+        assert_eq!(b.read(&mut buf).ok(), Some(0));
+    }
+}

@@ -1,0 +1,118 @@
+//! The central test: client and server over the hostile transport, across many seeded
+//! schedules. `TLSFLOW_SCHEDULES` sets how many (default 1000).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use tlsflow::testing::{self_signed_configs, run_pair, HostileTransport, Hostility, Rng, Scenario};
+use tlsflow::{ClientConfig, Limits, ServerConfig};
+
+fn schedules() -> u64 {
+    std::env::var("TLSFLOW_SCHEDULES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+/// One schedule, entirely determined by its seed.
+fn plan(seed: u64) -> (Hostility, Limits, Scenario) {
+    let mut rng = Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
+    let capacity = rng.log_between(1, 64 * 1024);
+    let max_io = rng.log_between(1, 64 * 1024);
+    let hostility = Hostility {
+        capacity,
+        max_io,
+        would_block_percent: rng.between(0, 50) as u8,
+        interrupt_percent: rng.between(0, 10) as u8,
+    };
+    let limits = Limits {
+        send: rng.log_between(1, 256 * 1024),
+        receive: rng.log_between(1, 128 * 1024),
+    };
+    // Throughput of a schedule is bounded by its narrowest pipe: size payloads so that one
+    // schedule stays within a few hundred thousand transport calls.
+    let narrow = capacity.min(max_io);
+    let ceiling = if seed % 97 == 0 {
+        4 << 20 // now and then, several MiB
+    } else if narrow < 64 {
+        16 * 1024
+    } else if narrow < 2048 {
+        256 * 1024
+    } else {
+        1 << 20
+    };
+    let mut size = |rng: &mut Rng| {
+        if rng.below(10) == 0 {
+            0
+        } else {
+            rng.log_between(1, ceiling)
+        }
+    };
+    let client_sends = size(&mut rng);
+    let server_sends = size(&mut rng);
+    let scenario = Scenario {
+        seed,
+        client_sends,
+        server_sends,
+        max_write: rng.log_between(1, 128 * 1024),
+        max_read: rng.log_between(1, 128 * 1024),
+        ..Scenario::default()
+    };
+    (hostility, limits, scenario)
+}
+
+fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u64, String> {
+    let (hostility, limits, scenario) = plan(seed);
+    let (a, b) = HostileTransport::pair(seed, hostility);
+    let client = client.clone().with_limits(limits).connect("localhost", a).map_err(|e| e.to_string())?;
+    let server = server.clone().with_limits(limits).accept(b).map_err(|e| e.to_string())?;
+    run_pair(client, server, &scenario)
+        .map(|r| (r.client_received + r.server_received) as u64)
+        .map_err(|e| format!("{e}\n  plan: {hostility:?} {limits:?} sends {}/{}", scenario.client_sends, scenario.server_sends))
+}
+
+#[test]
+fn hostile_schedules_deliver_every_byte() {
+    let (client, server) = self_signed_configs(Limits::default()).unwrap();
+    let total = schedules();
+    let next = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let failures = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= total || failures.load(Ordering::Relaxed) > 0 {
+                    break;
+                }
+                match run_seed(seed, &client, &server) {
+                    Ok(n) => {
+                        bytes.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("schedule {seed} failed (replay: TLSFLOW_SEED={seed}): {e}");
+                    }
+                }
+            });
+        }
+    });
+    eprintln!(
+        "hostile: {total} schedules, {} bytes of plaintext delivered, in {:.1?}",
+        bytes.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "a hostile schedule failed");
+}
+
+/// Replays one schedule: `TLSFLOW_SEED=N cargo test --test hostile replay -- --nocapture`.
+#[test]
+fn replay() {
+    let Some(seed) = std::env::var("TLSFLOW_SEED").ok().and_then(|v| v.parse().ok()) else {
+        return;
+    };
+    let (client, server) = self_signed_configs(Limits::default()).unwrap();
+    eprintln!("plan: {:?}", plan(seed));
+    run_seed(seed, &client, &server).unwrap();
+}
