@@ -61,9 +61,17 @@ fn versions(
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| Error::config(format!("cannot read certificates from {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read certificates from {}: {e}",
+                path.display()
+            ))
+        })?;
     if certs.is_empty() {
-        return Err(Error::config(format!("no certificate found in {}", path.display())));
+        return Err(Error::config(format!(
+            "no certificate found in {}",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -81,8 +89,12 @@ pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
 
 /// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| Error::config(format!("cannot read a private key from {}: {e}", path.display())))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read a private key from {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Reads a private key from PEM text.
@@ -266,7 +278,10 @@ impl ClientConfigBuilder {
             for path in &self.ca_files {
                 for cert in load_certs(path)? {
                     roots.add(cert).map_err(|e| {
-                        Error::config(format!("unusable CA certificate in {}: {e}", path.display()))
+                        Error::config(format!(
+                            "unusable CA certificate in {}: {e}",
+                            path.display()
+                        ))
                     })?;
                 }
             }
@@ -379,7 +394,11 @@ impl ServerConfigBuilder {
     }
 
     /// Serves this certificate chain (DER, leaf first) and private key.
-    pub fn cert(mut self, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Self {
+    pub fn cert(
+        mut self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
         self.identity = Some(Identity::Der(chain, key));
         self
     }

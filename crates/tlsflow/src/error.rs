@@ -78,7 +78,8 @@ impl Error {
 
     /// Recovers the tlsflow error carried by an [`io::Error`], if it carries one.
     pub fn from_io(err: &io::Error) -> Option<&Error> {
-        err.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
     }
 
     pub(crate) fn config(reason: impl Into<String>) -> Error {
@@ -100,12 +101,16 @@ impl fmt::Display for Error {
             Error::Certificate { reason } => write!(f, "peer certificate rejected: {reason}"),
             Error::PeerAlert { alert } => write!(f, "peer sent fatal alert: {alert}"),
             Error::Protocol { reason } => write!(f, "TLS protocol error: {reason}"),
-            Error::HandshakeEof => f.write_str("connection closed by peer during the TLS handshake"),
+            Error::HandshakeEof => {
+                f.write_str("connection closed by peer during the TLS handshake")
+            }
             Error::Truncated => f.write_str(
                 "connection closed by peer without a TLS close_notify (data may be truncated)",
             ),
             Error::WriteZero => f.write_str("transport accepted zero bytes of a non-empty write"),
-            Error::WriteAfterShutdown => f.write_str("write after the TLS write side was shut down"),
+            Error::WriteAfterShutdown => {
+                f.write_str("write after the TLS write side was shut down")
+            }
             Error::Io(e) => write!(f, "transport error: {e}"),
             Error::Config { reason } => write!(f, "TLS configuration error: {reason}"),
         }

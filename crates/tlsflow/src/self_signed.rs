@@ -36,7 +36,9 @@ impl SelfSigned {
     /// [`Error::Config`] when no name is given or a name is not usable in a certificate.
     pub fn generate<S: AsRef<str>>(names: &[S]) -> Result<SelfSigned, Error> {
         if names.is_empty() {
-            return Err(Error::config("a self-signed certificate needs at least one name"));
+            return Err(Error::config(
+                "a self-signed certificate needs at least one name",
+            ));
         }
         let names: Vec<String> = names.iter().map(|n| n.as_ref().to_owned()).collect();
         let certified = rcgen::generate_simple_self_signed(names)

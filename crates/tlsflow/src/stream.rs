@@ -231,7 +231,9 @@ impl<T: Read + Write> TlsStream<T> {
             let buf = self.session.input_buffer();
             if buf.is_empty() {
                 // Callers only read when the session can take input; anything else would spin.
-                return Err(Error::protocol("the session cannot take input in its current state").into());
+                return Err(
+                    Error::protocol("the session cannot take input in its current state").into(),
+                );
             }
             match self.io.read(buf) {
                 Ok(n) => {

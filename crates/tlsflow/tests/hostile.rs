@@ -1,10 +1,12 @@
 //! The central test: client and server over the hostile transport, across many seeded
 //! schedules. `TLSFLOW_SCHEDULES` sets how many (default 1000).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tlsflow::testing::{self_signed_configs, run_pair, HostileTransport, Hostility, Rng, Scenario};
+use tlsflow::testing::{run_pair, self_signed_configs, HostileTransport, Hostility, Rng, Scenario};
 use tlsflow::{ClientConfig, Limits, ServerConfig};
 
 fn schedules() -> u64 {
@@ -41,7 +43,7 @@ fn plan(seed: u64) -> (Hostility, Limits, Scenario) {
     } else {
         1 << 20
     };
-    let mut size = |rng: &mut Rng| {
+    let size = |rng: &mut Rng| {
         if rng.below(10) == 0 {
             0
         } else {
@@ -64,11 +66,24 @@ fn plan(seed: u64) -> (Hostility, Limits, Scenario) {
 fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u64, String> {
     let (hostility, limits, scenario) = plan(seed);
     let (a, b) = HostileTransport::pair(seed, hostility);
-    let client = client.clone().with_limits(limits).connect("localhost", a).map_err(|e| e.to_string())?;
-    let server = server.clone().with_limits(limits).accept(b).map_err(|e| e.to_string())?;
+    let client = client
+        .clone()
+        .with_limits(limits)
+        .connect("localhost", a)
+        .map_err(|e| e.to_string())?;
+    let server = server
+        .clone()
+        .with_limits(limits)
+        .accept(b)
+        .map_err(|e| e.to_string())?;
     run_pair(client, server, &scenario)
         .map(|r| (r.client_received + r.server_received) as u64)
-        .map_err(|e| format!("{e}\n  plan: {hostility:?} {limits:?} sends {}/{}", scenario.client_sends, scenario.server_sends))
+        .map_err(|e| {
+            format!(
+                "{e}\n  plan: {hostility:?} {limits:?} sends {}/{}",
+                scenario.client_sends, scenario.server_sends
+            )
+        })
 }
 
 #[test]
@@ -103,13 +118,20 @@ fn hostile_schedules_deliver_every_byte() {
         bytes.load(Ordering::Relaxed),
         started.elapsed()
     );
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "a hostile schedule failed");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "a hostile schedule failed"
+    );
 }
 
 /// Replays one schedule: `TLSFLOW_SEED=N cargo test --test hostile replay -- --nocapture`.
 #[test]
 fn replay() {
-    let Some(seed) = std::env::var("TLSFLOW_SEED").ok().and_then(|v| v.parse().ok()) else {
+    let Some(seed) = std::env::var("TLSFLOW_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    else {
         return;
     };
     let (client, server) = self_signed_configs(Limits::default()).unwrap();

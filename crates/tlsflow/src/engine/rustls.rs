@@ -96,7 +96,11 @@ impl Engine for RustlsEngine {
             Ok(n) => n,
             // rustls signals a full internal buffer with `Other`; with the checks above this
             // means an oversized handshake message from the peer.
-            Err(e) => return Err(Error::protocol(format!("peer overran the TLS buffers: {e}"))),
+            Err(e) => {
+                return Err(Error::protocol(format!(
+                    "peer overran the TLS buffers: {e}"
+                )))
+            }
         };
         self.process()?;
         Ok(taken)
@@ -219,7 +223,9 @@ fn describe_certificate_error(err: &rustls::CertificateError) -> String {
         E::UnknownIssuer => "issued by an unknown certificate authority (UnknownIssuer)".into(),
         E::Expired => "the certificate has expired (Expired)".into(),
         E::NotValidYet => "the certificate is not valid yet (NotValidYet)".into(),
-        E::NotValidForName => "the certificate is not valid for this server name (NotValidForName)".into(),
+        E::NotValidForName => {
+            "the certificate is not valid for this server name (NotValidForName)".into()
+        }
         other => format!("{other}"),
     }
 }

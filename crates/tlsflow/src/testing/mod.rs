@@ -18,7 +18,7 @@ mod scheduler;
 mod transport;
 
 pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
-pub use transport::{Hostility, HostileTransport};
+pub use transport::{HostileTransport, Hostility};
 
 use crate::{ClientConfig, Error, Limits, SelfSigned, ServerConfig, TlsStream};
 

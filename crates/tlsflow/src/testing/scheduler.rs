@@ -117,18 +117,35 @@ impl<S: TestStream> Peer<S> {
         let before = self.stream.transport().would_blocks();
         match action {
             0 if self.sent < self.outgoing.len() => {
-                let len = rng.log_between(1, scenario.max_write).min(self.outgoing.len() - self.sent);
-                match self.stream.write(&self.outgoing[self.sent..self.sent + len]) {
-                    Ok(0) => return Err(format!("{}: write returned Ok(0) for {len} bytes", self.name)),
-                    Ok(n) if n > len => return Err(format!("{}: write claimed {n} of {len} bytes", self.name)),
+                let len = rng
+                    .log_between(1, scenario.max_write)
+                    .min(self.outgoing.len() - self.sent);
+                match self
+                    .stream
+                    .write(&self.outgoing[self.sent..self.sent + len])
+                {
+                    Ok(0) => {
+                        return Err(format!(
+                            "{}: write returned Ok(0) for {len} bytes",
+                            self.name
+                        ))
+                    }
+                    Ok(n) if n > len => {
+                        return Err(format!("{}: write claimed {n} of {len} bytes", self.name))
+                    }
                     Ok(n) => self.sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "write")?,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.check_would_block(before, "write")?
+                    }
                     Err(e) => return Err(format!("{}: write failed: {e}", self.name)),
                 }
             }
-            0 | 2 if self.sent == self.outgoing.len() && !self.shut => match self.stream.shutdown() {
+            0 | 2 if self.sent == self.outgoing.len() && !self.shut => match self.stream.shutdown()
+            {
                 Ok(()) => self.shut = true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "shutdown")?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.check_would_block(before, "shutdown")?
+                }
                 Err(e) => return Err(format!("{}: shutdown failed: {e}", self.name)),
             },
             1 if !self.eof => {
@@ -148,23 +165,40 @@ impl<S: TestStream> Peer<S> {
                     Ok(n) => {
                         let end = self.received + n;
                         if end > self.expected.len() {
-                            return Err(format!("{}: received {end} bytes, more than the {} sent", self.name, self.expected.len()));
+                            return Err(format!(
+                                "{}: received {end} bytes, more than the {} sent",
+                                self.name,
+                                self.expected.len()
+                            ));
                         }
                         if self.read_buf[..n] != self.expected[self.received..end] {
                             let at = (0..n)
                                 .find(|&i| self.read_buf[i] != self.expected[self.received + i])
                                 .unwrap_or(0);
-                            return Err(format!("{}: byte mismatch at offset {}", self.name, self.received + at));
+                            return Err(format!(
+                                "{}: byte mismatch at offset {}",
+                                self.name,
+                                self.received + at
+                            ));
                         }
                         self.received = end;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "read")?,
-                    Err(e) => return Err(format!("{}: read failed after {} bytes: {e}", self.name, self.received)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.check_would_block(before, "read")?
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "{}: read failed after {} bytes: {e}",
+                            self.name, self.received
+                        ))
+                    }
                 }
             }
             _ => match self.stream.flush() {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.check_would_block(before, "flush")?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.check_would_block(before, "flush")?
+                }
                 Err(e) => return Err(format!("{}: flush failed: {e}", self.name)),
             },
         }
@@ -182,16 +216,28 @@ impl<S: TestStream> Peer<S> {
             ));
         }
         if buffered.incoming_ciphertext > limits.receive {
-            return Err(format!("{}: {} bytes of incoming ciphertext buffered, above the limit {}", self.name, buffered.incoming_ciphertext, limits.receive));
+            return Err(format!(
+                "{}: {} bytes of incoming ciphertext buffered, above the limit {}",
+                self.name, buffered.incoming_ciphertext, limits.receive
+            ));
         }
         if buffered.incoming_plaintext > 16 * 1024 + MAX_RECORD_WIRE_SIZE {
-            return Err(format!("{}: {} bytes of plaintext buffered", self.name, buffered.incoming_plaintext));
+            return Err(format!(
+                "{}: {} bytes of plaintext buffered",
+                self.name, buffered.incoming_plaintext
+            ));
         }
         Ok(())
     }
 
     fn progress(&mut self) -> (u64, usize, usize, bool, bool) {
-        (self.stream.transport().bytes_moved(), self.sent, self.received, self.shut, self.eof)
+        (
+            self.stream.transport().bytes_moved(),
+            self.sent,
+            self.received,
+            self.shut,
+            self.eof,
+        )
     }
 }
 
@@ -203,7 +249,11 @@ impl<S: TestStream> Peer<S> {
 /// A description (naming the side and the offset) of the first broken promise: a byte
 /// mismatch, a write of `Ok(0)`, a spurious `WouldBlock`, a buffer above its bound, an
 /// unexpected error, or a hang (neither side can progress even with a calm transport).
-pub fn run_pair<C: TestStream, S: TestStream>(client: C, server: S, scenario: &Scenario) -> Result<Report, String> {
+pub fn run_pair<C: TestStream, S: TestStream>(
+    client: C,
+    server: S,
+    scenario: &Scenario,
+) -> Result<Report, String> {
     let mut rng = Rng::new(scenario.seed);
     let mut payload = |len: usize| {
         let mut v = vec![0u8; len];
@@ -213,8 +263,28 @@ pub fn run_pair<C: TestStream, S: TestStream>(client: C, server: S, scenario: &S
     let to_server = payload(scenario.client_sends);
     let to_client = payload(scenario.server_sends);
     let max_read = scenario.max_read.max(1);
-    let mut c = Peer { name: "client", stream: client, outgoing: to_server.clone(), sent: 0, expected: to_client.clone(), received: 0, shut: false, eof: false, read_buf: vec![0; max_read] };
-    let mut s = Peer { name: "server", stream: server, outgoing: to_client, sent: 0, expected: to_server, received: 0, shut: false, eof: false, read_buf: vec![0; max_read] };
+    let mut c = Peer {
+        name: "client",
+        stream: client,
+        outgoing: to_server.clone(),
+        sent: 0,
+        expected: to_client.clone(),
+        received: 0,
+        shut: false,
+        eof: false,
+        read_buf: vec![0; max_read],
+    };
+    let mut s = Peer {
+        name: "server",
+        stream: server,
+        outgoing: to_client,
+        sent: 0,
+        expected: to_server,
+        received: 0,
+        shut: false,
+        eof: false,
+        read_buf: vec![0; max_read],
+    };
     let mut report = Report::default();
     let mut last = (c.progress(), s.progress());
     let mut stalled = 0u64;

@@ -109,7 +109,9 @@ impl HostileTransport {
 
     fn lock(&self) -> MutexGuard<'_, Pipe> {
         // A panic elsewhere cannot leave the pipe half-updated: every update is one step.
-        self.pipe.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pipe
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A random injected failure, if one is due.
@@ -121,7 +123,12 @@ impl HostileTransport {
         if roll < self.hostility.would_block_percent {
             self.would_blocks += 1;
             Some(io::ErrorKind::WouldBlock.into())
-        } else if roll < self.hostility.would_block_percent.saturating_add(self.hostility.interrupt_percent) {
+        } else if roll
+            < self
+                .hostility
+                .would_block_percent
+                .saturating_add(self.hostility.interrupt_percent)
+        {
             Some(io::ErrorKind::Interrupted.into())
         } else {
             None
@@ -213,19 +220,22 @@ mod tests {
 
     #[test]
     fn never_loses_or_reorders_bytes() {
-        let (mut a, mut b) = HostileTransport::pair(7, Hostility {
-            capacity: 5,
-            max_io: 3,
-            would_block_percent: 30,
-            interrupt_percent: 10,
-        });
+        let (mut a, mut b) = HostileTransport::pair(
+            7,
+            Hostility {
+                capacity: 5,
+                max_io: 3,
+                would_block_percent: 30,
+                interrupt_percent: 10,
+            },
+        );
         let data: Vec<u8> = (0..=255).collect();
         let (mut sent, mut got) = (0, Vec::new());
         let mut buf = [0u8; 8];
         while got.len() < data.len() {
             if sent < data.len() {
                 if let Ok(n) = a.write(&data[sent..]) {
-                    assert!(n >= 1 && n <= 3);
+                    assert!((1..=3).contains(&n));
                     sent += n;
                 }
             }

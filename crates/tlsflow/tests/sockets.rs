@@ -1,0 +1,235 @@
+//! Real sockets: loopback TCP with the smallest buffers the kernel allows, a slow reader,
+//! writes of random sizes through `write` (not `write_all`), 64 MiB each way, checked by
+//! SHA-256 at the far end. `TLSFLOW_SOCKET_MIB` changes the size.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use socket2::{Domain, Socket, Type};
+use tlsflow::testing::{self_signed_configs, Rng};
+use tlsflow::{Limits, TlsStream};
+
+fn size() -> usize {
+    let mib = std::env::var("TLSFLOW_SOCKET_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    mib << 20
+}
+
+/// A socket with the smallest send buffer and a receive buffer smaller than one TLS record
+/// (asking for 4096 gives 8192): the sender meets backpressure on nearly every write.
+fn small_socket() -> Socket {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_send_buffer_size(1).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_tcp_nodelay(true).unwrap();
+    socket
+}
+
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = small_socket();
+    listener.set_reuse_address(true).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    listener.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let listener: TcpListener = listener.into();
+    let client = small_socket();
+    client.connect(&addr.into()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server.set_nodelay(true).unwrap();
+    let client: TcpStream = client.into();
+    eprintln!(
+        "socket buffers: sndbuf {} rcvbuf {}",
+        socket2::SockRef::from(&client).send_buffer_size().unwrap(),
+        socket2::SockRef::from(&server).recv_buffer_size().unwrap()
+    );
+    (client, server)
+}
+
+fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    Rng::new(seed).fill(&mut data);
+    data
+}
+
+struct Outcome {
+    received: usize,
+    received_sha: [u8; 32],
+}
+
+/// Sends `outgoing` and receives until the peer's close_notify, on a non-blocking stream,
+/// with random write sizes and a reader that naps now and then.
+fn run_nonblocking(mut tls: TlsStream<TcpStream>, outgoing: &[u8], seed: u64) -> Outcome {
+    let mut rng = Rng::new(seed);
+    let mut hasher = Sha256::new();
+    let (mut sent, mut received, mut shut, mut eof) = (0usize, 0usize, false, false);
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !(shut && eof) {
+        assert!(Instant::now() < deadline, "transfer timed out");
+        let mut progressed = false;
+        if sent < outgoing.len() {
+            let len = rng.log_between(1, 256 * 1024).min(outgoing.len() - sent);
+            match tls.write(&outgoing[sent..sent + len]) {
+                Ok(0) => panic!("write returned Ok(0)"),
+                Ok(n) => {
+                    assert!(n <= len);
+                    sent += n;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("write failed after {sent} bytes: {e}"),
+            }
+        } else if !shut {
+            match tls.shutdown() {
+                Ok(()) => shut = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("shutdown failed: {e}"),
+            }
+        }
+        if !eof {
+            let len = rng.log_between(1, buf.len());
+            match tls.read(&mut buf[..len]) {
+                Ok(0) => eof = true,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    received += n;
+                    progressed = true;
+                    if rng.below(64) == 0 {
+                        thread::sleep(Duration::from_micros(200)); // the slow reader
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("read failed after {received} bytes: {e}"),
+            }
+        }
+        if !progressed {
+            // A real program would poll() on tls.interest() here.
+            thread::sleep(Duration::from_micros(50));
+        }
+    }
+    Outcome {
+        received,
+        received_sha: hasher.finalize().into(),
+    }
+}
+
+#[test]
+fn nonblocking_small_buffers_both_ways() {
+    let size = size();
+    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (client_tcp, server_tcp) = tcp_pair();
+    client_tcp.set_nonblocking(true).unwrap();
+    server_tcp.set_nonblocking(true).unwrap();
+    let to_server = payload(1, size);
+    let to_client = payload(2, size);
+    let started = Instant::now();
+    let (from_client, from_server) = thread::scope(|scope| {
+        let server = scope.spawn(|| {
+            let tls = server_config.accept(server_tcp).unwrap();
+            run_nonblocking(tls, &to_client, 11)
+        });
+        let client = scope.spawn(|| {
+            let tls = client_config.connect("localhost", client_tcp).unwrap();
+            run_nonblocking(tls, &to_server, 12)
+        });
+        (server.join().unwrap(), client.join().unwrap())
+    });
+    eprintln!(
+        "nonblocking: {size} bytes each way in {:.2?}",
+        started.elapsed()
+    );
+    assert_eq!(from_client.received, size);
+    assert_eq!(from_server.received, size);
+    assert_eq!(
+        from_client.received_sha,
+        <[u8; 32]>::from(Sha256::digest(&to_server))
+    );
+    assert_eq!(
+        from_server.received_sha,
+        <[u8; 32]>::from(Sha256::digest(&to_client))
+    );
+}
+
+/// Writes `data` with random-sized `write` calls on a blocking stream.
+fn send_blocking(tls: &mut TlsStream<TcpStream>, data: &[u8], seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut sent = 0;
+    while sent < data.len() {
+        let len = rng.log_between(1, 256 * 1024).min(data.len() - sent);
+        let n = tls.write(&data[sent..sent + len]).unwrap();
+        assert!(n >= 1 && n <= len, "write returned {n} for {len} bytes");
+        sent += n;
+    }
+    tls.flush().unwrap();
+}
+
+/// Reads `len` bytes on a blocking stream, slowly, and returns their SHA-256.
+fn receive_blocking(tls: &mut TlsStream<TcpStream>, len: usize, seed: u64) -> [u8; 32] {
+    let mut rng = Rng::new(seed);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < len {
+        let want = rng.log_between(1, buf.len()).min(len - got);
+        let n = tls.read(&mut buf[..want]).unwrap();
+        assert!(n > 0, "early EOF after {got} bytes");
+        hasher.update(&buf[..n]);
+        got += n;
+        if rng.below(64) == 0 {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    hasher.finalize().into()
+}
+
+#[test]
+fn blocking_small_buffers_each_way_in_turn() {
+    let size = size();
+    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (client_tcp, server_tcp) = tcp_pair();
+    for tcp in [&client_tcp, &server_tcp] {
+        tcp.set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+    }
+    let to_server = payload(3, size);
+    let to_client = payload(4, size);
+    let started = Instant::now();
+    thread::scope(|scope| {
+        let server = scope.spawn(|| {
+            let mut tls = server_config.accept(server_tcp).unwrap();
+            let sha = receive_blocking(&mut tls, size, 21);
+            send_blocking(&mut tls, &to_client, 22);
+            tls.close().unwrap();
+            sha
+        });
+        let mut tls = client_config.connect("localhost", client_tcp).unwrap();
+        tls.handshake().unwrap();
+        send_blocking(&mut tls, &to_server, 23);
+        let sha = receive_blocking(&mut tls, size, 24);
+        let mut rest = [0u8; 1];
+        assert_eq!(
+            tls.read(&mut rest).unwrap(),
+            0,
+            "expected the server's close_notify"
+        );
+        tls.close().unwrap();
+        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&to_client)));
+        let server_sha = server.join().unwrap();
+        assert_eq!(server_sha, <[u8; 32]>::from(Sha256::digest(&to_server)));
+    });
+    eprintln!(
+        "blocking: {size} bytes each way in {:.2?}",
+        started.elapsed()
+    );
+}
