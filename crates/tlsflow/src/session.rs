@@ -743,7 +743,7 @@ mod tests {
         }
         let queued = c.buffered().outgoing_ciphertext;
         assert!(
-            accepted >= 16 * 1024 && accepted <= 20_000,
+            (16 * 1024..=20_000).contains(&accepted),
             "accepted {accepted}"
         );
         assert!(queued <= 20_000 + 64, "queued {queued}");
@@ -883,7 +883,7 @@ mod tests {
                 if buf.is_empty() {
                     break;
                 }
-                let len = (state as usize % buf.len()).max(1).min(2000);
+                let len = (state as usize % buf.len()).clamp(1, 2000);
                 for byte in &mut buf[..len] {
                     state ^= state << 13;
                     state ^= state >> 7;
