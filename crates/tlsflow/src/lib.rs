@@ -111,6 +111,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod driver;
 pub mod engine;
 mod error;
 mod self_signed;

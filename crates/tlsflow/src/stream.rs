@@ -1,9 +1,11 @@
 //! The `std::io` driver: one stream type for blocking and non-blocking transports.
 
 use std::io::{self, Read, Write};
+use std::task::{Context, Poll, Waker};
 
+use crate::driver::{self, Link};
 use crate::engine::ProtocolVersion;
-use crate::session::{Buffered, Counters, Interest, ReadOutcome, Session, State};
+use crate::session::{Buffered, Counters, Interest, Session, State};
 use crate::Error;
 
 /// How many bytes [`TlsStream::close`] reads and discards, at most, while it waits for the
@@ -145,6 +147,23 @@ impl<T> TlsStream<T> {
 }
 
 impl<T: Read + Write> TlsStream<T> {
+    /// Runs one of the shared loops with this stream's transport, mapping `Pending` (which
+    /// only a transport `WouldBlock` produces) back to `WouldBlock`.
+    fn run<R>(
+        &mut self,
+        op: impl FnOnce(&mut StdLink<'_, T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> io::Result<R> {
+        let mut link = StdLink {
+            io: &mut self.io,
+            session: &mut self.session,
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        match op(&mut link, &mut cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
     /// Drives the handshake to completion and sends this side's last handshake messages.
     ///
     /// Restartable: on a non-blocking transport it returns `WouldBlock` whenever the transport
@@ -154,8 +173,7 @@ impl<T: Read + Write> TlsStream<T> {
     ///
     /// The handshake's failure (an [`Error`] inside the `io::Error`), or the transport's.
     pub fn handshake(&mut self) -> io::Result<()> {
-        self.complete_handshake()?;
-        self.send_pending()
+        self.run(|link, cx| driver::poll_handshake_flushed(link, cx))
     }
 
     /// Sends `close_notify` (once) and flushes it: the write side is closed, the read side
@@ -165,9 +183,7 @@ impl<T: Read + Write> TlsStream<T> {
     ///
     /// The sticky error, or the transport's.
     pub fn shutdown(&mut self) -> io::Result<()> {
-        self.complete_handshake()?;
-        self.session.close_write()?;
-        self.flush()
+        self.run(|link, cx| driver::poll_shutdown(link, cx))
     }
 
     /// Closes gracefully: [`shutdown`](Self::shutdown), then reads and discards until the
@@ -184,146 +200,98 @@ impl<T: Read + Write> TlsStream<T> {
     /// The sticky error, the transport's, or [`Error::Truncated`] when the transport ended
     /// without the peer's `close_notify`.
     pub fn close(&mut self) -> io::Result<()> {
-        self.shutdown()?;
-        let mut scratch = [0u8; 4096];
-        while self.close_drained < self.close_drain_limit {
-            match self.read(&mut scratch) {
-                Ok(0) => return Ok(()),
-                Ok(n) => self.close_drained += n as u64,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        let limit = self.close_drain_limit;
+        let mut drained = self.close_drained;
+        let result = self.run(|link, cx| driver::poll_close(link, cx, &mut drained, limit));
+        self.close_drained = drained;
+        result
+    }
+}
+
+/// The std transport as a [`Link`]: `WouldBlock` becomes `Pending`.
+struct StdLink<'a, T> {
+    io: &'a mut T,
+    session: &'a mut Session,
+}
+
+impl<T: Read + Write> Link for StdLink<'_, T> {
+    type Guard<'g>
+        = &'g mut Session
+    where
+        Self: 'g;
+
+    fn session(&mut self) -> &mut Session {
+        self.session
     }
 
-    fn complete_handshake(&mut self) -> io::Result<()> {
-        while self.session.is_handshaking() {
-            self.session.check()?;
-            match self.send_pending() {
-                Ok(()) => self.receive()?,
-                // Both peers may have a flight to send into full pipes: reading while our
-                // writing is blocked is what lets the other side drain its own.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.receive()?,
-                Err(e) => return Err(e),
-            }
-        }
-        self.session.check()?;
-        Ok(())
-    }
-
-    /// Writes queued ciphertext until none is left or the transport blocks.
-    fn send_pending(&mut self) -> io::Result<()> {
+    fn poll_send(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.session.pending_output().is_empty() {
             match self.io.write(self.session.pending_output()) {
-                Ok(0) => return Err(self.session.fail(Error::WriteZero).into()),
+                Ok(0) => return Poll::Ready(Err(self.session.fail(Error::WriteZero).into())),
                 Ok(n) => self.session.output_sent(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-                Err(e) => return Err(self.session.fail(Error::from(e)).into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(self.session.fail(Error::from(e)).into())),
             }
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
-    /// Reads ciphertext once from the transport and hands it to the session.
-    fn receive(&mut self) -> io::Result<()> {
+    fn poll_receive(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let buf = self.session.input_buffer();
             if buf.is_empty() {
-                // Callers only read when the session can take input; anything else would spin.
-                return Err(
-                    Error::protocol("the session cannot take input in its current state").into(),
-                );
+                // The loops only read when the session can take input; anything else would spin.
+                return Poll::Ready(Err(Error::protocol(
+                    "the session cannot take input in its current state",
+                )
+                .into()));
             }
             match self.io.read(buf) {
                 Ok(n) => {
-                    let result = self.session.input_received(n);
-                    if let Err(e) = result {
-                        self.send_alert();
-                        return Err(e.into());
+                    if let Err(e) = self.session.input_received(n) {
+                        // Tell the peer why, once, as a courtesy; the stream has failed anyway.
+                        let pending = self.session.pending_output();
+                        if !pending.is_empty() {
+                            if let Ok(sent) = self.io.write(pending) {
+                                self.session.output_sent(sent);
+                            }
+                        }
+                        return Poll::Ready(Err(e.into()));
                     }
-                    return Ok(());
+                    return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-                Err(e) => return Err(self.session.fail(Error::from(e)).into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(self.session.fail(Error::from(e)).into())),
             }
         }
     }
 
-    /// After a TLS failure, tries once to tell the peer why. Best effort: its own failure is
-    /// ignored, since the stream has already failed.
-    fn send_alert(&mut self) {
-        let pending = self.session.pending_output();
-        if !pending.is_empty() {
-            if let Ok(n) = self.io.write(pending) {
-                self.session.output_sent(n);
+    fn poll_flush_transport(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match self.io.flush() {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(self.session.fail(Error::from(e)).into())),
             }
-        }
-    }
-
-    /// Sends what is queued without letting a `WouldBlock` hide data already accepted.
-    fn send_opportunistically(&mut self) -> io::Result<()> {
-        match self.send_pending() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            other => other,
         }
     }
 }
 
 impl<T: Read + Write> Write for TlsStream<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.complete_handshake()?;
-        loop {
-            let accepted = self.session.write_plaintext(buf)?;
-            if accepted > 0 {
-                self.send_opportunistically()?;
-                return Ok(accepted);
-            }
-            // The outbox is full: make room. A `WouldBlock` here means nothing was accepted.
-            self.send_pending()?;
-        }
+        self.run(|link, cx| driver::poll_write(link, cx, buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.session.check()?;
-        self.send_pending()?;
-        loop {
-            match self.io.flush() {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-                Err(e) => return Err(self.session.fail(Error::from(e)).into()),
-            }
-        }
+        self.run(|link, cx| driver::poll_flush(link, cx))
     }
 }
 
 impl<T: Read + Write> Read for TlsStream<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.complete_handshake()?;
-        loop {
-            match self.session.read_plaintext(buf)? {
-                ReadOutcome::Data(n) => {
-                    self.send_opportunistically()?;
-                    return Ok(n);
-                }
-                ReadOutcome::Closed => {
-                    self.send_opportunistically()?;
-                    return Ok(0);
-                }
-                ReadOutcome::NeedInput => {}
-            }
-            // Output produced by reading (tickets, key update replies) goes out first; if the
-            // transport cannot take it now, reading goes on and `interest` reports both.
-            self.send_opportunistically()?;
-            self.receive()?;
-        }
+        self.run(|link, cx| driver::poll_read(link, cx, buf))
     }
 }

@@ -1,0 +1,150 @@
+//! The I/O loops, written once for every I/O model.
+//!
+//! A driver (std, tokio, futures-io, either half of a split stream) implements [`Link`]:
+//! access to its [`Session`], and three transport steps that each do exactly one kind of
+//! I/O and report the exact count to the session. The functions here combine those steps
+//! into handshake, write, flush, read, shutdown and close. `Poll::Pending` comes only from the
+//! transport (the std driver maps `WouldBlock` to it and back), so a stream returns
+//! `WouldBlock`/`Pending` only when its transport did, with the waker registered by the
+//! transport.
+
+use std::io;
+use std::ops::DerefMut;
+use std::task::{ready, Context, Poll};
+
+use crate::session::{ReadOutcome, Session};
+
+/// What a driver gives the shared loops.
+pub(crate) trait Link {
+    /// Exclusive access to the session, for CPU work only (never held across I/O).
+    type Guard<'a>: DerefMut<Target = Session>
+    where
+        Self: 'a;
+
+    fn session(&mut self) -> Self::Guard<'_>;
+
+    /// Writes queued ciphertext until none is left (`Ready(Ok)`), the transport blocks
+    /// (`Pending`), or it fails (the session is then failed).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Reads from the transport once and hands what arrived (or end-of-file) to the session.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Flushes the transport.
+    fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// Sends what can be sent without waiting: a blocked transport is not an error here, since
+/// the data is already the session's to deliver and `interest` reports it.
+fn send_opportunistically<L: Link>(link: &mut L, cx: &mut Context<'_>) -> io::Result<()> {
+    match link.poll_send(cx) {
+        Poll::Ready(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Drives the handshake until it is over (this side's last flight may still be queued).
+pub(crate) fn poll_handshake<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    loop {
+        {
+            let session = link.session();
+            session.check()?;
+            if !session.is_handshaking() {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        // Both peers may have a flight to push into full pipes: reading while our writing is
+        // blocked is what lets the other side drain its own.
+        match link.poll_send(cx) {
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) | Poll::Pending => ready!(link.poll_receive(cx))?,
+        }
+    }
+}
+
+/// Drives the handshake and sends this side's last flight.
+pub(crate) fn poll_handshake_flushed<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    ready!(poll_handshake(link, cx))?;
+    link.poll_send(cx)
+}
+
+/// Accepts plaintext: `Ready(Ok(n))` with `n >= 1` for a non-empty `buf`, or `Pending` with
+/// nothing accepted.
+pub(crate) fn poll_write<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    ready!(poll_handshake(link, cx))?;
+    loop {
+        let accepted = link.session().write_plaintext(buf)?;
+        if accepted > 0 {
+            send_opportunistically(link, cx)?;
+            return Poll::Ready(Ok(accepted));
+        }
+        // The outbox is full: make room. Pending here means nothing was accepted.
+        ready!(link.poll_send(cx))?;
+    }
+}
+
+/// Succeeds once every accepted byte is with the transport and the transport is flushed.
+pub(crate) fn poll_flush<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    link.session().check()?;
+    ready!(link.poll_send(cx))?;
+    link.poll_flush_transport(cx)
+}
+
+/// Reads plaintext; `Ready(Ok(0))` only after the peer's `close_notify` (or a lenient EOF).
+pub(crate) fn poll_read<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    if buf.is_empty() {
+        return Poll::Ready(Ok(0));
+    }
+    ready!(poll_handshake(link, cx))?;
+    loop {
+        let outcome = link.session().read_plaintext(buf)?;
+        // Output produced by reading (tickets, alerts, key update replies) goes out first; if
+        // the transport cannot take it now, reading goes on and `interest` reports both.
+        send_opportunistically(link, cx)?;
+        match outcome {
+            ReadOutcome::Data(n) => return Poll::Ready(Ok(n)),
+            ReadOutcome::Closed => return Poll::Ready(Ok(0)),
+            ReadOutcome::NeedInput => ready!(link.poll_receive(cx))?,
+        }
+    }
+}
+
+/// Queues `close_notify` once and flushes it. The read side stays open (half-close).
+pub(crate) fn poll_shutdown<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ready!(poll_handshake(link, cx))?;
+    link.session().close_write()?;
+    poll_flush(link, cx)
+}
+
+/// Shuts down, then reads and discards until the peer's `close_notify` or end-of-file, at
+/// most `limit` bytes (counted in `drained` across restarts).
+pub(crate) fn poll_close<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    drained: &mut u64,
+    limit: u64,
+) -> Poll<io::Result<()>> {
+    ready!(poll_shutdown(link, cx))?;
+    let mut scratch = [0u8; 4096];
+    while *drained < limit {
+        match ready!(poll_read(link, cx, &mut scratch))? {
+            0 => return Poll::Ready(Ok(())),
+            n => *drained += n as u64,
+        }
+    }
+    Poll::Ready(Ok(()))
+}
