@@ -13,6 +13,124 @@ use std::ops::DerefMut;
 use std::task::{ready, Context, Poll};
 
 use crate::session::{ReadOutcome, Session};
+use crate::Error;
+
+/// A transport seen through one poll interface, whatever its I/O model. `Pending` means the
+/// transport would block (and, in async, has registered the waker); `Interrupted` is passed
+/// up and retried by the caller.
+pub(crate) trait PollRead {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+}
+
+/// The writing side of [`PollRead`].
+pub(crate) trait PollIo: PollRead {
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+/// A transport and the session it carries, owned by one driver: the [`Link`] of every
+/// unsplit stream.
+pub(crate) struct IoLink<'a, I> {
+    io: I,
+    session: &'a mut Session,
+}
+
+impl<'a, I: PollIo> IoLink<'a, I> {
+    pub(crate) fn new(io: I, session: &'a mut Session) -> Self {
+        IoLink { io, session }
+    }
+}
+
+/// Writes `session`'s queued ciphertext to `io` until none is left. Only the counts the
+/// transport returns leave the queue.
+pub(crate) fn send_all<I: PollIo>(
+    io: &mut I,
+    session: &mut Session,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while !session.pending_output().is_empty() {
+        match ready!(io.poll_write(cx, session.pending_output())) {
+            Ok(0) => return Poll::Ready(Err(session.fail(Error::WriteZero).into())),
+            Ok(n) => session.output_sent(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(session.fail(Error::from(e)).into())),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// Reads once from `io` into `session`. After a TLS failure it tries once to send the alert
+/// that tells the peer why.
+pub(crate) fn receive_once<I: PollIo>(
+    io: &mut I,
+    session: &mut Session,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        let buf = session.input_buffer();
+        if buf.is_empty() {
+            // The loops only read when the session can take input; anything else would spin.
+            return Poll::Ready(Err(Error::protocol(
+                "the session cannot take input in its current state",
+            )
+            .into()));
+        }
+        match ready!(io.poll_read(cx, buf)) {
+            Ok(n) => {
+                if let Err(e) = session.input_received(n) {
+                    let pending = session.pending_output();
+                    if !pending.is_empty() {
+                        if let Poll::Ready(Ok(sent)) = io.poll_write(cx, pending) {
+                            session.output_sent(sent);
+                        }
+                    }
+                    return Poll::Ready(Err(e.into()));
+                }
+                return Poll::Ready(Ok(()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(session.fail(Error::from(e)).into())),
+        }
+    }
+}
+
+/// Flushes `io`, retrying `Interrupted`.
+pub(crate) fn flush_transport<I: PollIo>(
+    io: &mut I,
+    session: &mut Session,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        match ready!(io.poll_flush(cx)) {
+            Ok(()) => return Poll::Ready(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(session.fail(Error::from(e)).into())),
+        }
+    }
+}
+
+impl<I: PollIo> Link for IoLink<'_, I> {
+    type Guard<'g>
+        = &'g mut Session
+    where
+        Self: 'g;
+
+    fn session(&mut self) -> &mut Session {
+        self.session
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        send_all(&mut self.io, self.session, cx)
+    }
+
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        receive_once(&mut self.io, self.session, cx)
+    }
+
+    fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        flush_transport(&mut self.io, self.session, cx)
+    }
+}
 
 /// What a driver gives the shared loops.
 pub(crate) trait Link {

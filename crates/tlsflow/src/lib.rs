@@ -114,8 +114,14 @@ mod config;
 mod driver;
 pub mod engine;
 mod error;
+mod halves;
+#[cfg(feature = "futures-io")]
+mod io_futures;
+#[cfg(feature = "tokio")]
+mod io_tokio;
 mod self_signed;
 pub mod session;
+mod split;
 mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -126,6 +132,7 @@ pub use config::{
 };
 pub use engine::{Engine, ProtocolVersion, RustlsEngine};
 pub use error::Error;
+pub use halves::{ReadHalf, ReuniteError, SharedIo, WriteHalf};
 pub use self_signed::SelfSigned;
 pub use session::{Interest, Limits, Session, State};
 pub use stream::{TlsStream, DEFAULT_CLOSE_DRAIN_LIMIT};

@@ -243,6 +243,9 @@ pub struct Session {
     close_notify_queued: bool,
     transport_eof: bool,
     lenient_eof: bool,
+    /// Ciphertext handed to a sender by [`take_output`](Session::take_output) and not yet
+    /// reported sent: still counted against the send limit.
+    in_flight: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -272,6 +275,7 @@ impl Session {
             close_notify_queued: false,
             transport_eof: false,
             lenient_eof: false,
+            in_flight: 0,
             engine,
         };
         // A client speaks first: its ClientHello is ready at once.
@@ -326,7 +330,7 @@ impl Session {
                 write: false,
             };
         }
-        let write = self.outbox.len() > 0;
+        let write = self.outbox.len() + self.in_flight > 0;
         let read = match self.state {
             State::Handshaking => true,
             State::Open | State::WriteClosed => {
@@ -345,7 +349,7 @@ impl Session {
     /// What the session buffers right now.
     pub fn buffered(&self) -> Buffered {
         Buffered {
-            outgoing_ciphertext: self.outbox.len(),
+            outgoing_ciphertext: self.outbox.len() + self.in_flight,
             incoming_ciphertext: self.inbox.len(),
             incoming_plaintext: self.engine.plaintext_pending(),
         }
@@ -370,7 +374,7 @@ impl Session {
         if data.is_empty() || self.state == State::Handshaking {
             return Ok(0);
         }
-        let queued = self.outbox.len();
+        let queued = self.outbox.len() + self.in_flight;
         let space = self.limits.send.saturating_sub(queued);
         // Sealing a sliver into a tiny record wastes bytes and CPU: below a record's worth of
         // space (or what is asked, or the limit itself), wait for the transport instead.
@@ -408,6 +412,51 @@ impl Session {
         );
         self.outbox.consume(n);
         self.counters.ciphertext_sent += n as u64;
+    }
+
+    /// Moves all queued ciphertext to the end of `out`, for a sender that writes it without
+    /// holding the session (a split stream). The bytes stay counted against the send limit
+    /// until reported with [`in_flight_sent`](Self::in_flight_sent).
+    pub fn take_output(&mut self, out: &mut Vec<u8>) {
+        let n = self.outbox.len();
+        if n == 0 {
+            return;
+        }
+        if out.is_empty() && self.outbox.start == 0 {
+            // Hand over the whole buffer and keep the sender's spent one for reuse.
+            std::mem::swap(out, &mut self.outbox.buf);
+            self.outbox.buf.clear();
+        } else {
+            out.extend_from_slice(self.outbox.pending());
+            self.outbox.consume(n);
+        }
+        self.in_flight += n;
+    }
+
+    /// Reports that the transport took `n` bytes of ciphertext handed out by
+    /// [`take_output`](Self::take_output).
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds what is in flight (a driver bug).
+    pub fn in_flight_sent(&mut self, n: usize) {
+        assert!(
+            n <= self.in_flight,
+            "transport reported {n} bytes sent of {} in flight",
+            self.in_flight
+        );
+        self.in_flight -= n;
+        self.counters.ciphertext_sent += n as u64;
+    }
+
+    /// Puts ciphertext handed out by [`take_output`](Self::take_output) and not sent back at
+    /// the front of the queue (when a split stream is reunited).
+    pub(crate) fn restore_in_flight(&mut self, unsent: &[u8]) {
+        let mut buf = unsent.to_vec();
+        buf.extend_from_slice(self.outbox.pending());
+        self.outbox.buf = buf;
+        self.outbox.start = 0;
+        self.in_flight = self.in_flight.saturating_sub(unsent.len());
     }
 
     /// Space to read ciphertext into. Empty when the session cannot take input now (its
@@ -571,6 +620,7 @@ impl Session {
             self.failure = Some(err.clone());
         }
         self.outbox.clear();
+        self.in_flight = 0;
         self.state = State::Failed;
         self.failure.clone().unwrap_or(err)
     }

@@ -3,10 +3,9 @@
 use std::io::{self, Read, Write};
 use std::task::{Context, Poll, Waker};
 
-use crate::driver::{self, Link};
+use crate::driver::{self, IoLink, PollIo, PollRead};
 use crate::engine::ProtocolVersion;
 use crate::session::{Buffered, Counters, Interest, Session, State};
-use crate::Error;
 
 /// How many bytes [`TlsStream::close`] reads and discards, at most, while it waits for the
 /// peer's `close_notify`.
@@ -84,6 +83,20 @@ impl<T> TlsStream<T> {
         &mut self.session
     }
 
+    /// The transport and session, both mutable, for drivers.
+    pub(crate) fn parts_mut(&mut self) -> (&mut T, &mut Session) {
+        (&mut self.io, &mut self.session)
+    }
+
+    /// How much [`close`](Self::close) has drained so far, and its limit.
+    pub(crate) fn close_progress(&self) -> (u64, u64) {
+        (self.close_drained, self.close_drain_limit)
+    }
+
+    pub(crate) fn set_close_progress(&mut self, drained: u64) {
+        self.close_drained = drained;
+    }
+
     /// Splits the stream into its transport and session.
     pub fn into_parts(self) -> (T, Session) {
         (self.io, self.session)
@@ -151,12 +164,9 @@ impl<T: Read + Write> TlsStream<T> {
     /// only a transport `WouldBlock` produces) back to `WouldBlock`.
     fn run<R>(
         &mut self,
-        op: impl FnOnce(&mut StdLink<'_, T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+        op: impl FnOnce(&mut IoLink<'_, StdIo<'_, T>>, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> io::Result<R> {
-        let mut link = StdLink {
-            io: &mut self.io,
-            session: &mut self.session,
-        };
+        let mut link = IoLink::new(StdIo(&mut self.io), &mut self.session);
         let mut cx = Context::from_waker(Waker::noop());
         match op(&mut link, &mut cx) {
             Poll::Ready(result) => result,
@@ -208,75 +218,35 @@ impl<T: Read + Write> TlsStream<T> {
     }
 }
 
-/// The std transport as a [`Link`]: `WouldBlock` becomes `Pending`.
-struct StdLink<'a, T> {
-    io: &'a mut T,
-    session: &'a mut Session,
+/// A std transport seen through the poll interface: `WouldBlock` becomes `Pending`.
+pub(crate) struct StdIo<'a, T>(pub(crate) &'a mut T);
+
+impl<T: Read> PollRead for StdIo<'_, T> {
+    fn poll_read(&mut self, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        would_block_to_pending(self.0.read(buf))
+    }
 }
 
-impl<T: Read + Write> Link for StdLink<'_, T> {
-    type Guard<'g>
-        = &'g mut Session
-    where
-        Self: 'g;
-
-    fn session(&mut self) -> &mut Session {
-        self.session
+impl<T: Read + Write> PollIo for StdIo<'_, T> {
+    fn poll_write(&mut self, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        would_block_to_pending(self.0.write(buf))
     }
 
-    fn poll_send(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.session.pending_output().is_empty() {
-            match self.io.write(self.session.pending_output()) {
-                Ok(0) => return Poll::Ready(Err(self.session.fail(Error::WriteZero).into())),
-                Ok(n) => self.session.output_sent(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-                Err(e) => return Poll::Ready(Err(self.session.fail(Error::from(e)).into())),
-            }
-        }
-        Poll::Ready(Ok(()))
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        would_block_to_pending(self.0.flush())
     }
+}
 
-    fn poll_receive(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let buf = self.session.input_buffer();
-            if buf.is_empty() {
-                // The loops only read when the session can take input; anything else would spin.
-                return Poll::Ready(Err(Error::protocol(
-                    "the session cannot take input in its current state",
-                )
-                .into()));
-            }
-            match self.io.read(buf) {
-                Ok(n) => {
-                    if let Err(e) = self.session.input_received(n) {
-                        // Tell the peer why, once, as a courtesy; the stream has failed anyway.
-                        let pending = self.session.pending_output();
-                        if !pending.is_empty() {
-                            if let Ok(sent) = self.io.write(pending) {
-                                self.session.output_sent(sent);
-                            }
-                        }
-                        return Poll::Ready(Err(e.into()));
-                    }
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-                Err(e) => return Poll::Ready(Err(self.session.fail(Error::from(e)).into())),
-            }
-        }
+impl<T: Write> StdIo<'_, T> {
+    pub(crate) fn poll_write_std(&mut self, buf: &[u8]) -> Poll<io::Result<usize>> {
+        would_block_to_pending(self.0.write(buf))
     }
+}
 
-    fn poll_flush_transport(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            match self.io.flush() {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-                Err(e) => return Poll::Ready(Err(self.session.fail(Error::from(e)).into())),
-            }
-        }
+fn would_block_to_pending<R>(result: io::Result<R>) -> Poll<io::Result<R>> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        other => Poll::Ready(other),
     }
 }
 

@@ -1,0 +1,319 @@
+//! The public halves of a split stream, for each I/O model.
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll};
+
+use crate::driver;
+use crate::session::{Buffered, Counters, State};
+use crate::split::{run_std, FlushFn, ReadLink, Shared, WriteFn, WriteLink};
+use crate::stream::StdIo;
+use crate::{Error, TlsStream};
+
+/// A transport shared by the two halves of a std split: `Read` and `Write` through `&T`
+/// (as `TcpStream` and `UnixStream` allow from several threads at once).
+#[derive(Debug)]
+pub struct SharedIo<T>(Arc<T>);
+
+impl<T> Clone for SharedIo<T> {
+    fn clone(&self) -> Self {
+        SharedIo(self.0.clone())
+    }
+}
+
+impl<T> Read for SharedIo<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl<T> Write for SharedIo<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+/// The reading half of a split [`TlsStream`].
+///
+/// It reads plaintext and sends what reading produces (tickets, alerts) through the shared
+/// sender when the write half is not using it. It never waits for the write half.
+pub struct ReadHalf<R, W> {
+    shared: Arc<Shared<W>>,
+    io: R,
+    buf: Vec<u8>,
+}
+
+/// The writing half of a split [`TlsStream`].
+///
+/// Its [`shutdown`](WriteHalf::shutdown) is a half-close: the read half goes on reading.
+pub struct WriteHalf<R, W> {
+    shared: Arc<Shared<W>>,
+    _read: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R, W> std::fmt::Debug for ReadHalf<R, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadHalf").finish_non_exhaustive()
+    }
+}
+
+impl<R, W> std::fmt::Debug for WriteHalf<R, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteHalf").finish_non_exhaustive()
+    }
+}
+
+/// The halves given to [`ReadHalf::reunite`] came from different streams.
+pub struct ReuniteError<R, W>(pub ReadHalf<R, W>, pub WriteHalf<R, W>);
+
+impl<R, W> std::fmt::Debug for ReuniteError<R, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReuniteError(..)")
+    }
+}
+
+impl<R, W> std::fmt::Display for ReuniteError<R, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the halves belong to different TLS streams")
+    }
+}
+
+impl<R, W> std::error::Error for ReuniteError<R, W> {}
+
+impl<T> TlsStream<T> {
+    /// Splits the stream into a read half and a write half over `f`'s two transport halves.
+    /// The halves work at the same time, from different threads or tasks.
+    ///
+    /// The handshake must be complete (run [`handshake`](TlsStream::handshake) first);
+    /// otherwise the stream is given back unchanged.
+    ///
+    /// # Errors
+    ///
+    /// The stream itself, when the handshake is not complete.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn split_with<R, W>(
+        self,
+        f: impl FnOnce(T) -> (R, W),
+    ) -> Result<(ReadHalf<R, W>, WriteHalf<R, W>), TlsStream<T>> {
+        if self.is_handshaking() {
+            return Err(self);
+        }
+        let (io, session) = self.into_parts();
+        let (read, write) = f(io);
+        let shared = Shared::new(session, write);
+        let write_half = WriteHalf {
+            shared: shared.clone(),
+            _read: std::marker::PhantomData,
+        };
+        Ok((
+            ReadHalf {
+                shared,
+                io: read,
+                buf: Vec::new(),
+            },
+            write_half,
+        ))
+    }
+}
+
+impl<T> TlsStream<T>
+where
+    for<'a> &'a T: Read + Write,
+{
+    /// Splits a stream over a transport usable from two threads through `&T` (such as
+    /// `TcpStream`) into halves for two threads. See [`split_with`](Self::split_with).
+    ///
+    /// # Errors
+    ///
+    /// The stream itself, when the handshake is not complete.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn into_split(
+        self,
+    ) -> Result<
+        (
+            ReadHalf<SharedIo<T>, SharedIo<T>>,
+            WriteHalf<SharedIo<T>, SharedIo<T>>,
+        ),
+        TlsStream<T>,
+    > {
+        self.split_with(|io| {
+            let shared = SharedIo(Arc::new(io));
+            (shared.clone(), shared)
+        })
+    }
+}
+
+impl<R, W> ReadHalf<R, W> {
+    /// Joins the halves back into one stream, with `f` joining the transport halves.
+    ///
+    /// # Errors
+    ///
+    /// The halves, when they come from different streams.
+    #[allow(clippy::result_large_err)]
+    pub fn reunite_with<T>(
+        self,
+        write: WriteHalf<R, W>,
+        f: impl FnOnce(R, W) -> T,
+    ) -> Result<TlsStream<T>, ReuniteError<R, W>> {
+        if !Arc::ptr_eq(&self.shared, &write.shared) {
+            return Err(ReuniteError(self, write));
+        }
+        drop(write);
+        let shared = match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared,
+            Err(_) => unreachable!("both halves were given, so no other owner exists"),
+        };
+        let mut session = shared
+            .session
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let sender = shared
+            .sender
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        session.restore_in_flight(&sender.in_flight[sender.start..]);
+        Ok(TlsStream::new(f(self.io, sender.io), session))
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        lock_session(&self.shared).state()
+    }
+
+    /// Byte counters of the whole stream.
+    pub fn counters(&self) -> Counters {
+        lock_session(&self.shared).counters()
+    }
+
+    /// What the stream buffers now.
+    pub fn buffered(&self) -> Buffered {
+        lock_session(&self.shared).buffered()
+    }
+}
+
+impl<T> ReadHalf<SharedIo<T>, SharedIo<T>> {
+    /// Joins the halves of [`TlsStream::into_split`] back into one stream.
+    ///
+    /// # Errors
+    ///
+    /// The halves, when they come from different streams.
+    #[allow(clippy::result_large_err)]
+    pub fn reunite(
+        self,
+        write: WriteHalf<SharedIo<T>, SharedIo<T>>,
+    ) -> Result<TlsStream<T>, ReuniteError<SharedIo<T>, SharedIo<T>>> {
+        self.reunite_with(write, |read, write| {
+            drop(write);
+            match Arc::try_unwrap(read.0) {
+                Ok(io) => io,
+                Err(_) => unreachable!("the two SharedIo handles were the only owners"),
+            }
+        })
+    }
+}
+
+impl<R, W> WriteHalf<R, W> {
+    /// The connection state.
+    pub fn state(&self) -> State {
+        lock_session(&self.shared).state()
+    }
+
+    /// Byte counters of the whole stream.
+    pub fn counters(&self) -> Counters {
+        lock_session(&self.shared).counters()
+    }
+
+    /// Asks for a TLS 1.3 key update, sent before the next record.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error, or [`Error::Config`] when the connection cannot update keys.
+    pub fn refresh_traffic_keys(&self) -> Result<(), Error> {
+        lock_session(&self.shared).refresh_traffic_keys()
+    }
+}
+
+fn lock_session<W>(shared: &Shared<W>) -> std::sync::MutexGuard<'_, crate::Session> {
+    shared
+        .session
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---- std ----
+
+fn std_write<W: Write>(io: &mut W, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    StdIo(io).poll_write_std(buf)
+}
+
+fn std_flush<W: Write>(io: &mut W, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    match io.flush() {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        other => Poll::Ready(other),
+    }
+}
+
+impl<R: Read, W: Write> ReadHalf<R, W> {
+    fn std_link(&mut self) -> ReadLink<'_, StdIo<'_, R>, W, WriteFn<W>> {
+        ReadLink {
+            io: StdIo(&mut self.io),
+            shared: &self.shared,
+            buf: &mut self.buf,
+            poll_write: std_write::<W>,
+        }
+    }
+}
+
+impl<R: Read, W: Write> Read for ReadHalf<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        run_std(&mut self.std_link(), |link, cx| {
+            driver::poll_read(link, cx, buf)
+        })
+    }
+}
+
+impl<R, W: Write> WriteHalf<R, W> {
+    fn std_link(&self) -> WriteLink<'_, W, WriteFn<W>, FlushFn<W>> {
+        WriteLink {
+            shared: &self.shared,
+            poll_write: std_write::<W>,
+            poll_flush: std_flush::<W>,
+        }
+    }
+
+    /// Sends `close_notify` (once) and flushes it. The read half goes on reading
+    /// (half-close). Restartable after `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error, or the transport's.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        run_std(&mut self.std_link(), |link, cx| {
+            driver::poll_shutdown(link, cx)
+        })
+    }
+}
+
+impl<R, W: Write> Write for WriteHalf<R, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        run_std(&mut self.std_link(), |link, cx| {
+            driver::poll_write(link, cx, buf)
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        run_std(&mut self.std_link(), |link, cx| {
+            driver::poll_flush(link, cx)
+        })
+    }
+}

@@ -1,0 +1,264 @@
+//! Full-duplex split: a read half and a write half that work at the same time.
+//!
+//! The halves share the [`Session`] behind a mutex that is held only for CPU work (sealing
+//! and opening records, accounting); it is never held across a transport call. Ciphertext
+//! leaves through one *sender*: the write transport plus the bytes in flight, behind a
+//! second mutex so that records go out whole and in order. Either half may send: the write
+//! half sends what it sealed, and the read half sends what reading produced (tickets,
+//! alerts) when the sender is free. Whoever releases the sender looks once more for queued
+//! output, so nothing queued by the other half is left behind.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use crate::driver::{Link, PollRead};
+use crate::session::Session;
+use crate::Error;
+
+/// Locks a mutex whose holder cannot have left it half-updated: every critical section
+/// here is a sequence of session calls that each keep the session consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The write transport and the ciphertext taken from the session but not yet written.
+pub(crate) struct Sender<W> {
+    pub(crate) io: W,
+    pub(crate) in_flight: Vec<u8>,
+    pub(crate) start: usize,
+}
+
+pub(crate) struct Shared<W> {
+    pub(crate) session: Mutex<Session>,
+    pub(crate) sender: Mutex<Sender<W>>,
+}
+
+impl<W> Shared<W> {
+    pub(crate) fn new(session: Session, io: W) -> Arc<Self> {
+        Arc::new(Shared {
+            session: Mutex::new(session),
+            sender: Mutex::new(Sender {
+                io,
+                in_flight: Vec::new(),
+                start: 0,
+            }),
+        })
+    }
+}
+
+/// How a driver writes to its write transport.
+pub(crate) type WriteFn<W> = fn(&mut W, &mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>;
+/// How a driver flushes its write transport.
+pub(crate) type FlushFn<W> = fn(&mut W, &mut Context<'_>) -> Poll<io::Result<()>>;
+
+/// Whether a half waits for the sender when the other half holds it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendMode {
+    /// Wait: the caller needs its bytes on their way (the write half).
+    Wait,
+    /// Do not wait: the holder will find our output when it lets go (the read half).
+    Opportunistic,
+}
+
+/// Sends all queued ciphertext through the shared sender.
+pub(crate) fn poll_send_shared<W, F>(
+    shared: &Shared<W>,
+    cx: &mut Context<'_>,
+    mode: SendMode,
+    mut poll_write: F,
+) -> Poll<io::Result<()>>
+where
+    F: FnMut(&mut W, &mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
+{
+    loop {
+        let mut sender = match mode {
+            SendMode::Wait => lock(&shared.sender),
+            SendMode::Opportunistic => match shared.sender.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Poll::Ready(Ok(())),
+            },
+        };
+        let result = loop {
+            if sender.start == sender.in_flight.len() {
+                sender.in_flight.clear();
+                sender.start = 0;
+                let mut session = lock(&shared.session);
+                session.take_output(&mut sender.in_flight);
+                if sender.in_flight.is_empty() {
+                    break Poll::Ready(Ok(()));
+                }
+            }
+            let Sender {
+                io,
+                in_flight,
+                start,
+            } = &mut *sender;
+            match poll_write(io, cx, &in_flight[*start..]) {
+                Poll::Pending => break Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    break Poll::Ready(Err(fail(shared, &mut sender, Error::WriteZero)))
+                }
+                Poll::Ready(Ok(n)) => {
+                    let n = n.min(in_flight.len() - *start);
+                    *start += n;
+                    lock(&shared.session).in_flight_sent(n);
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    break Poll::Ready(Err(fail(shared, &mut sender, Error::from(e))))
+                }
+            }
+        };
+        drop(sender);
+        // Output queued by the other half while we held the sender is ours to send now.
+        if matches!(result, Poll::Ready(Ok(())))
+            && !lock(&shared.session).pending_output().is_empty()
+        {
+            continue;
+        }
+        return result;
+    }
+}
+
+fn fail<W>(shared: &Shared<W>, sender: &mut Sender<W>, err: Error) -> io::Error {
+    // The rest of the record in flight can never be sent: drop it with the session.
+    sender.in_flight.clear();
+    sender.start = 0;
+    lock(&shared.session).fail(err).into()
+}
+
+/// The read half's view: its own read transport, the shared session, and the sender for
+/// output that reading produces.
+pub(crate) struct ReadLink<'a, R, W, F> {
+    pub(crate) io: R,
+    pub(crate) shared: &'a Shared<W>,
+    pub(crate) buf: &'a mut Vec<u8>,
+    pub(crate) poll_write: F,
+}
+
+impl<R, W, F> Link for ReadLink<'_, R, W, F>
+where
+    R: PollRead,
+    F: FnMut(&mut W, &mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
+{
+    type Guard<'g>
+        = MutexGuard<'g, Session>
+    where
+        Self: 'g;
+
+    fn session(&mut self) -> MutexGuard<'_, Session> {
+        lock(&self.shared.session)
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        poll_send_shared(
+            self.shared,
+            cx,
+            SendMode::Opportunistic,
+            &mut self.poll_write,
+        )
+    }
+
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Only this half feeds the session, so the space seen here can only grow before the
+        // bytes are handed over.
+        let space = lock(&self.shared.session).input_buffer().len();
+        if space == 0 {
+            return Poll::Ready(Err(Error::protocol(
+                "the session cannot take input in its current state",
+            )
+            .into()));
+        }
+        if self.buf.len() < space {
+            self.buf.resize(space, 0);
+        }
+        loop {
+            match self.io.poll_read(cx, &mut self.buf[..space]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) => {
+                    let mut session = lock(&self.shared.session);
+                    let input = session.input_buffer();
+                    let n = n.min(input.len());
+                    input[..n].copy_from_slice(&self.buf[..n]);
+                    let result = session.input_received(n);
+                    drop(session);
+                    if let Err(e) = result {
+                        // Try once to tell the peer why.
+                        let _ = self.poll_send(cx);
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(lock(&self.shared.session).fail(Error::from(e)).into()))
+                }
+            }
+        }
+    }
+
+    fn poll_flush_transport(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The write half's view: the shared session and the sender.
+pub(crate) struct WriteLink<'a, W, F, G> {
+    pub(crate) shared: &'a Shared<W>,
+    pub(crate) poll_write: F,
+    pub(crate) poll_flush: G,
+}
+
+impl<W, F, G> Link for WriteLink<'_, W, F, G>
+where
+    F: FnMut(&mut W, &mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
+    G: FnMut(&mut W, &mut Context<'_>) -> Poll<io::Result<()>>,
+{
+    type Guard<'g>
+        = MutexGuard<'g, Session>
+    where
+        Self: 'g;
+
+    fn session(&mut self) -> MutexGuard<'_, Session> {
+        lock(&self.shared.session)
+    }
+
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        poll_send_shared(self.shared, cx, SendMode::Wait, &mut self.poll_write)
+    }
+
+    fn poll_receive(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Streams split only after the handshake, and afterwards writing never needs input.
+        Poll::Ready(Err(Error::protocol("the write half cannot read").into()))
+    }
+
+    fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut sender = lock(&self.shared.sender);
+        loop {
+            match (self.poll_flush)(&mut sender.io, cx) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(lock(&self.shared.session).fail(Error::from(e)).into()))
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Runs a shared loop on a std half: `Pending` (only from the transport) becomes
+/// `WouldBlock`.
+pub(crate) fn run_std<L: Link, R>(
+    link: &mut L,
+    op: impl FnOnce(&mut L, &mut Context<'_>) -> Poll<io::Result<R>>,
+) -> io::Result<R> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match op(link, &mut cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
