@@ -48,16 +48,16 @@ where
 /// It reads plaintext and sends what reading produces (tickets, alerts) through the shared
 /// sender when the write half is not using it. It never waits for the write half.
 pub struct ReadHalf<R, W> {
-    shared: Arc<Shared<W>>,
-    io: R,
-    buf: Vec<u8>,
+    pub(crate) shared: Arc<Shared<W>>,
+    pub(crate) io: R,
+    pub(crate) buf: Vec<u8>,
 }
 
 /// The writing half of a split [`TlsStream`].
 ///
 /// Its [`shutdown`](WriteHalf::shutdown) is a half-close: the read half goes on reading.
 pub struct WriteHalf<R, W> {
-    shared: Arc<Shared<W>>,
+    pub(crate) shared: Arc<Shared<W>>,
     _read: std::marker::PhantomData<fn() -> R>,
 }
 

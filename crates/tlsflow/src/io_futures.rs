@@ -10,7 +10,9 @@ use std::task::{ready, Context, Poll};
 use ::futures_io::{AsyncRead, AsyncWrite};
 
 use crate::driver::{self, IoLink, PollIo, PollRead};
+use crate::split::{FlushFn, ReadLink, WriteFn, WriteLink};
 use crate::{ClientConfig, ServerConfig, TlsStream};
+use crate::{ReadHalf, WriteHalf};
 
 /// A futures-io transport seen through the poll interface.
 pub(crate) struct FuturesIo<'a, T>(pub(crate) &'a mut T);
@@ -136,5 +138,77 @@ impl ServerConfig {
         let mut stream = self.accept(io)?;
         stream.handshake_futures().await?;
         Ok(stream)
+    }
+}
+
+// ---- split halves ----
+
+fn write_to<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    Pin::new(io).poll_write(cx, buf)
+}
+
+fn flush_of<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Pin::new(io).poll_flush(cx)
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ReadHalf<R, W> {
+    fn futures_half_link(&mut self) -> ReadLink<'_, FuturesIo<'_, R>, W, WriteFn<W>> {
+        ReadLink {
+            io: FuturesIo(&mut self.io),
+            shared: &self.shared,
+            buf: &mut self.buf,
+            poll_write: write_to::<W>,
+        }
+    }
+}
+
+impl<R, W: AsyncWrite + Unpin> WriteHalf<R, W> {
+    fn futures_half_link(&self) -> WriteLink<'_, W, WriteFn<W>, FlushFn<W>> {
+        WriteLink {
+            shared: &self.shared,
+            poll_write: write_to::<W>,
+            poll_flush: flush_of::<W>,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AsyncRead for ReadHalf<R, W> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        driver::poll_read(&mut self.get_mut().futures_half_link(), cx, buf)
+    }
+}
+
+impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for WriteHalf<R, W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        driver::poll_write(&mut self.get_mut().futures_half_link(), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        driver::poll_flush(&mut self.get_mut().futures_half_link(), cx)
+    }
+
+    /// Sends `close_notify` once and flushes it, then closes the transport's write half.
+    /// The read half goes on reading (half-close).
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(driver::poll_shutdown(&mut this.futures_half_link(), cx))?;
+        let mut sender = this
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Pin::new(&mut sender.io).poll_close(cx)
     }
 }

@@ -10,7 +10,9 @@ use std::task::{ready, Context, Poll};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::driver::{self, IoLink, PollIo, PollRead};
+use crate::split::{FlushFn, ReadLink, WriteFn, WriteLink};
 use crate::{ClientConfig, ServerConfig, TlsStream};
+use crate::{ReadHalf, WriteHalf};
 
 /// A tokio transport seen through the poll interface.
 pub(crate) struct TokioIo<'a, T>(pub(crate) &'a mut T);
@@ -144,5 +146,126 @@ impl ServerConfig {
         let mut stream = self.accept(io)?;
         stream.handshake_tokio().await?;
         Ok(stream)
+    }
+}
+
+// ---- split halves ----
+
+fn write_to<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    Pin::new(io).poll_write(cx, buf)
+}
+
+fn flush_of<W: AsyncWrite + Unpin>(io: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Pin::new(io).poll_flush(cx)
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ReadHalf<R, W> {
+    fn tokio_half_link(&mut self) -> ReadLink<'_, TokioIo<'_, R>, W, WriteFn<W>> {
+        ReadLink {
+            io: TokioIo(&mut self.io),
+            shared: &self.shared,
+            buf: &mut self.buf,
+            poll_write: write_to::<W>,
+        }
+    }
+}
+
+impl<R, W: AsyncWrite + Unpin> WriteHalf<R, W> {
+    fn tokio_half_link(&self) -> WriteLink<'_, W, WriteFn<W>, FlushFn<W>> {
+        WriteLink {
+            shared: &self.shared,
+            poll_write: write_to::<W>,
+            poll_flush: flush_of::<W>,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AsyncRead for ReadHalf<R, W> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = ready!(driver::poll_read(
+            &mut this.tokio_half_link(),
+            cx,
+            buf.initialize_unfilled()
+        ))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for WriteHalf<R, W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        driver::poll_write(&mut self.get_mut().tokio_half_link(), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        driver::poll_flush(&mut self.get_mut().tokio_half_link(), cx)
+    }
+
+    /// Sends `close_notify` once and flushes it, then shuts down the transport's write
+    /// side. The read half goes on reading (half-close).
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(driver::poll_shutdown(&mut this.tokio_half_link(), cx))?;
+        let mut sender = this
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Pin::new(&mut sender.io).poll_shutdown(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
+    /// Splits an established tokio stream into owned halves for two tasks, over
+    /// `tokio::io::split`. For a `tokio::net::TcpStream`,
+    /// `split_with(|tcp| tcp.into_split())` avoids the transport lock of `tokio::io::split`.
+    ///
+    /// # Errors
+    ///
+    /// The stream itself, when the handshake is not complete.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn into_split_tokio(
+        self,
+    ) -> Result<
+        (
+            ReadHalf<::tokio::io::ReadHalf<T>, ::tokio::io::WriteHalf<T>>,
+            WriteHalf<::tokio::io::ReadHalf<T>, ::tokio::io::WriteHalf<T>>,
+        ),
+        TlsStream<T>,
+    > {
+        self.split_with(::tokio::io::split)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin>
+    ReadHalf<::tokio::io::ReadHalf<T>, ::tokio::io::WriteHalf<T>>
+{
+    /// Joins the halves of [`TlsStream::into_split_tokio`] back into one stream.
+    ///
+    /// # Errors
+    ///
+    /// The halves, when they come from different streams.
+    #[allow(clippy::result_large_err)]
+    pub fn reunite_tokio(
+        self,
+        write: WriteHalf<::tokio::io::ReadHalf<T>, ::tokio::io::WriteHalf<T>>,
+    ) -> Result<
+        TlsStream<T>,
+        crate::ReuniteError<::tokio::io::ReadHalf<T>, ::tokio::io::WriteHalf<T>>,
+    > {
+        self.reunite_with(write, |read, write| read.unsplit(write))
     }
 }

@@ -14,9 +14,15 @@
 //! assert_eq!(report.client_received, 50_000);
 //! ```
 
+mod async_scheduler;
 mod scheduler;
 mod transport;
 
+#[cfg(feature = "futures-io")]
+pub use async_scheduler::FuturesPeer;
+#[cfg(feature = "tokio")]
+pub use async_scheduler::TokioPeer;
+pub use async_scheduler::{run_pair_async, AsyncTestStream};
 pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
 pub use transport::{HostileTransport, Hostility};
 

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 
 use super::Rng;
 
@@ -36,6 +37,10 @@ struct Direction {
     bytes: VecDeque<u8>,
     writer_closed: bool,
     reader_closed: bool,
+    /// The task waiting for bytes to read (async use).
+    reader_waker: Option<Waker>,
+    /// The task waiting for room to write (async use).
+    writer_waker: Option<Waker>,
 }
 
 #[derive(Debug)]
@@ -104,7 +109,14 @@ impl HostileTransport {
     /// Ends this end's writing: once the other end has read what is in the pipe, its reads
     /// return `Ok(0)`.
     pub fn close_write(&mut self) {
-        self.lock().dirs[self.side].writer_closed = true;
+        let waker = {
+            let mut pipe = self.lock();
+            pipe.dirs[self.side].writer_closed = true;
+            pipe.dirs[self.side].reader_waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Pipe> {
@@ -141,47 +153,62 @@ impl HostileTransport {
     }
 }
 
-impl Read for HostileTransport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl HostileTransport {
+    /// Reads like a non-blocking socket. With a `waker`, a blocked read registers it (an
+    /// injected `WouldBlock` wakes it at once, as a spurious readiness would).
+    pub(crate) fn read_with(&mut self, buf: &mut [u8], waker: Option<&Waker>) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         if let Some(err) = self.injected() {
+            if let (Some(w), io::ErrorKind::WouldBlock) = (waker, err.kind()) {
+                w.wake_by_ref();
+            }
             return Err(err);
         }
         let limit = self.rng.between(1, self.hostility.max_io);
         let side = self.side;
-        let n = {
+        let (n, wake) = {
             let mut pipe = self.lock();
             let dir = &mut pipe.dirs[1 - side];
             if dir.bytes.is_empty() {
-                let eof = dir.writer_closed;
+                if dir.writer_closed {
+                    return Ok(0);
+                }
+                if let Some(w) = waker {
+                    dir.reader_waker = Some(w.clone());
+                }
                 drop(pipe);
-                return if eof { Ok(0) } else { Err(self.would_block()) };
+                return Err(self.would_block());
             }
             let n = buf.len().min(dir.bytes.len()).min(limit);
             for (slot, byte) in buf.iter_mut().zip(dir.bytes.drain(..n)) {
                 *slot = byte;
             }
-            n
+            (n, dir.writer_waker.take())
         };
+        if let Some(w) = wake {
+            w.wake();
+        }
         self.bytes_moved += n as u64;
         Ok(n)
     }
-}
 
-impl Write for HostileTransport {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    /// Writes like a non-blocking socket; see [`read_with`](Self::read_with).
+    pub(crate) fn write_with(&mut self, buf: &[u8], waker: Option<&Waker>) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         if let Some(err) = self.injected() {
+            if let (Some(w), io::ErrorKind::WouldBlock) = (waker, err.kind()) {
+                w.wake_by_ref();
+            }
             return Err(err);
         }
         let limit = self.rng.between(1, self.hostility.max_io);
         let side = self.side;
         let capacity = self.hostility.capacity;
-        let n = {
+        let (n, wake) = {
             let mut pipe = self.lock();
             let dir = &mut pipe.dirs[side];
             if dir.reader_closed {
@@ -189,15 +216,33 @@ impl Write for HostileTransport {
             }
             let space = capacity.saturating_sub(dir.bytes.len());
             if space == 0 {
+                if let Some(w) = waker {
+                    dir.writer_waker = Some(w.clone());
+                }
                 drop(pipe);
                 return Err(self.would_block());
             }
             let n = buf.len().min(space).min(limit);
             dir.bytes.extend(&buf[..n]);
-            n
+            (n, dir.reader_waker.take())
         };
+        if let Some(w) = wake {
+            w.wake();
+        }
         self.bytes_moved += n as u64;
         Ok(n)
+    }
+}
+
+impl Read for HostileTransport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(buf, None)
+    }
+}
+
+impl Write for HostileTransport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(buf, None)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -208,9 +253,111 @@ impl Write for HostileTransport {
 impl Drop for HostileTransport {
     fn drop(&mut self) {
         let side = self.side;
-        let mut pipe = self.lock();
-        pipe.dirs[side].writer_closed = true;
-        pipe.dirs[1 - side].reader_closed = true;
+        let wakers = {
+            let mut pipe = self.lock();
+            pipe.dirs[side].writer_closed = true;
+            pipe.dirs[1 - side].reader_closed = true;
+            [
+                pipe.dirs[side].reader_waker.take(),
+                pipe.dirs[1 - side].writer_waker.take(),
+            ]
+        };
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_impls {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    use super::*;
+
+    fn poll<T>(result: io::Result<T>) -> Poll<io::Result<T>> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            other => Poll::Ready(other),
+        }
+    }
+
+    impl AsyncRead for HostileTransport {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let n = std::task::ready!(poll(
+                this.read_with(buf.initialize_unfilled(), Some(cx.waker()))
+            ))?;
+            buf.advance(n);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for HostileTransport {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            poll(self.get_mut().write_with(buf, Some(cx.waker())))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().close_write();
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+#[cfg(feature = "futures-io")]
+mod futures_impls {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_io::{AsyncRead, AsyncWrite};
+
+    use super::*;
+
+    fn poll<T>(result: io::Result<T>) -> Poll<io::Result<T>> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            other => Poll::Ready(other),
+        }
+    }
+
+    impl AsyncRead for HostileTransport {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            poll(self.get_mut().read_with(buf, Some(cx.waker())))
+        }
+    }
+
+    impl AsyncWrite for HostileTransport {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            poll(self.get_mut().write_with(buf, Some(cx.waker())))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().close_write();
+            Poll::Ready(Ok(()))
+        }
     }
 }
 

@@ -1,0 +1,350 @@
+//! The scheduler for async streams, with a wake-up checker.
+//!
+//! Each side is a task that is polled only when its waker fired. A side that returned
+//! `Pending` from every operation sleeps until then. The run fails on a byte mismatch, on
+//! `Pending` without the transport having returned `Pending` (a spurious `Pending`), on a
+//! state where neither side is woken and neither is done (a lost wake-up), and on a side
+//! that is woken again and again without progress (a spin).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::{outgoing_bound, HostileTransport, Report, Rng, Scenario};
+use crate::session::{Buffered, Limits};
+
+/// An async stream the scheduler can drive, whatever its async I/O traits.
+pub trait AsyncTestStream {
+    /// Polls a read.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Polls a write.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    /// Polls a flush.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Polls a shutdown of the write side (`close_notify`).
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// How many times the transport returned `Pending` (or `WouldBlock`).
+    fn transport_pendings(&mut self) -> u64;
+    /// Bytes moved by the transport.
+    fn transport_bytes(&mut self) -> u64;
+    /// What the stream buffers, and its limits.
+    fn buffered(&self) -> (Buffered, Limits);
+}
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Task<S> {
+    name: &'static str,
+    stream: S,
+    flag: Arc<Flag>,
+    waker: Waker,
+    outgoing: Vec<u8>,
+    sent: usize,
+    expected: Vec<u8>,
+    received: usize,
+    shut: bool,
+    eof: bool,
+    idle_turns: u64,
+    buf: Vec<u8>,
+}
+
+impl<S: AsyncTestStream> Task<S> {
+    fn new(
+        name: &'static str,
+        stream: S,
+        outgoing: Vec<u8>,
+        expected: Vec<u8>,
+        max_read: usize,
+    ) -> Self {
+        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        Task {
+            name,
+            stream,
+            waker: Waker::from(flag.clone()),
+            flag,
+            outgoing,
+            sent: 0,
+            expected,
+            received: 0,
+            shut: false,
+            eof: false,
+            idle_turns: 0,
+            buf: vec![0; max_read],
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.shut && self.eof
+    }
+
+    fn pending(&mut self, before: u64, op: &str) -> Result<(), String> {
+        if self.stream.transport_pendings() == before {
+            return Err(format!(
+                "{}: {op} returned Pending but the transport never did (spurious)",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// One poll of each operation this side still has, in random order. Returns whether
+    /// anything progressed.
+    fn turn(&mut self, rng: &mut Rng, scenario: &Scenario) -> Result<bool, String> {
+        let waker = self.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        let mut progressed = false;
+        let first = rng.below(3);
+        for i in 0..3 {
+            let before = self.stream.transport_pendings();
+            match (first + i) % 3 {
+                0 if self.sent < self.outgoing.len() => {
+                    let len = rng
+                        .log_between(1, scenario.max_write)
+                        .min(self.outgoing.len() - self.sent);
+                    match self
+                        .stream
+                        .poll_write(&mut cx, &self.outgoing[self.sent..self.sent + len])
+                    {
+                        Poll::Ready(Ok(0)) => {
+                            return Err(format!("{}: write returned 0 for {len} bytes", self.name))
+                        }
+                        Poll::Ready(Ok(n)) if n > len => {
+                            return Err(format!("{}: write claimed {n} of {len}", self.name))
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            self.sent += n;
+                            progressed = true;
+                        }
+                        Poll::Ready(Err(e)) => {
+                            return Err(format!("{}: write failed: {e}", self.name))
+                        }
+                        Poll::Pending => self.pending(before, "write")?,
+                    }
+                }
+                0 if !self.shut => match self.stream.poll_shutdown(&mut cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.shut = true;
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Err(format!("{}: shutdown failed: {e}", self.name))
+                    }
+                    Poll::Pending => self.pending(before, "shutdown")?,
+                },
+                1 if !self.eof => {
+                    let len = rng.log_between(1, self.buf.len());
+                    match self.stream.poll_read(&mut cx, &mut self.buf[..len]) {
+                        Poll::Ready(Ok(0)) => {
+                            if self.received != self.expected.len() {
+                                return Err(format!(
+                                    "{}: clean EOF after {} of {} bytes",
+                                    self.name,
+                                    self.received,
+                                    self.expected.len()
+                                ));
+                            }
+                            self.eof = true;
+                            progressed = true;
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            let end = self.received + n;
+                            if end > self.expected.len()
+                                || self.buf[..n] != self.expected[self.received..end]
+                            {
+                                return Err(format!(
+                                    "{}: byte mismatch within {}..{end}",
+                                    self.name, self.received
+                                ));
+                            }
+                            self.received = end;
+                            progressed = true;
+                        }
+                        Poll::Ready(Err(e)) => {
+                            return Err(format!(
+                                "{}: read failed after {} bytes: {e}",
+                                self.name, self.received
+                            ))
+                        }
+                        Poll::Pending => self.pending(before, "read")?,
+                    }
+                }
+                2 if !self.shut => match self.stream.poll_flush(&mut cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Err(format!("{}: flush failed: {e}", self.name)),
+                    Poll::Pending => self.pending(before, "flush")?,
+                },
+                _ => {}
+            }
+        }
+        let (buffered, limits) = self.stream.buffered();
+        if buffered.outgoing_ciphertext > outgoing_bound(limits)
+            || buffered.incoming_ciphertext > limits.receive
+        {
+            return Err(format!(
+                "{}: buffers above their bounds: {buffered:?}",
+                self.name
+            ));
+        }
+        Ok(progressed)
+    }
+}
+
+/// Drives two async streams as two tasks until both have sent everything, shut down, and
+/// read the other's `close_notify`. See the module docs for what fails a run.
+///
+/// # Errors
+///
+/// A description of the first broken promise.
+pub fn run_pair_async<C: AsyncTestStream, S: AsyncTestStream>(
+    client: C,
+    server: S,
+    scenario: &Scenario,
+) -> Result<Report, String> {
+    let mut rng = Rng::new(scenario.seed);
+    let mut payload = |len: usize| {
+        let mut v = vec![0u8; len];
+        rng.fill(&mut v);
+        v
+    };
+    let to_server = payload(scenario.client_sends);
+    let to_client = payload(scenario.server_sends);
+    let max_read = scenario.max_read.max(1);
+    let mut c = Task::new(
+        "client",
+        client,
+        to_server.clone(),
+        to_client.clone(),
+        max_read,
+    );
+    let mut s = Task::new("server", server, to_client, to_server, max_read);
+    let mut report = Report::default();
+    while !(c.done() && s.done()) {
+        report.steps += 1;
+        if report.steps > scenario.max_steps {
+            return Err(format!("gave up after {} turns", scenario.max_steps));
+        }
+        let c_ready = !c.done() && c.flag.0.load(Ordering::SeqCst);
+        let s_ready = !s.done() && s.flag.0.load(Ordering::SeqCst);
+        let pick_client = match (c_ready, s_ready) {
+            (false, false) => {
+                return Err(format!(
+                    "lost wake-up: neither side is woken (client sent {}/{} received {}/{}; server sent {}/{} received {}/{})",
+                    c.sent, c.outgoing.len(), c.received, c.expected.len(),
+                    s.sent, s.outgoing.len(), s.received, s.expected.len()
+                ))
+            }
+            (true, true) => rng.below(2) == 0,
+            (ready, _) => ready,
+        };
+        if pick_client {
+            step(&mut c, &mut rng, scenario)?;
+        } else {
+            step(&mut s, &mut rng, scenario)?;
+        }
+    }
+    report.client_received = c.received;
+    report.server_received = s.received;
+    report.would_blocks = c.stream.transport_pendings() + s.stream.transport_pendings();
+    Ok(report)
+}
+
+fn step<S: AsyncTestStream>(
+    task: &mut Task<S>,
+    rng: &mut Rng,
+    scenario: &Scenario,
+) -> Result<(), String> {
+    task.flag.0.store(false, Ordering::SeqCst);
+    let bytes_before = task.stream.transport_bytes();
+    let progressed = task.turn(rng, scenario)?;
+    if progressed || task.stream.transport_bytes() != bytes_before {
+        task.idle_turns = 0;
+        task.flag.0.store(true, Ordering::SeqCst);
+    } else {
+        task.idle_turns += 1;
+        if task.idle_turns > 10_000 {
+            return Err(format!(
+                "{}: woken 10000 times in a row without progress (spinning)",
+                task.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A [`TlsStream`](crate::TlsStream) over the hostile transport, driven through tokio's
+/// traits.
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub struct TokioPeer(pub crate::TlsStream<HostileTransport>);
+
+/// A [`TlsStream`](crate::TlsStream) over the hostile transport, driven through
+/// futures-io's traits.
+#[cfg(feature = "futures-io")]
+#[derive(Debug)]
+pub struct FuturesPeer(pub crate::TlsStream<HostileTransport>);
+
+#[cfg(feature = "tokio")]
+impl AsyncTestStream for TokioPeer {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut read_buf = tokio::io::ReadBuf::new(buf);
+        std::task::ready!(tokio::io::AsyncRead::poll_read(
+            std::pin::Pin::new(&mut self.0),
+            cx,
+            &mut read_buf
+        ))?;
+        Poll::Ready(Ok(read_buf.filled().len()))
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.0), cx)
+    }
+    fn transport_pendings(&mut self) -> u64 {
+        self.0.get_ref().would_blocks()
+    }
+    fn transport_bytes(&mut self) -> u64 {
+        self.0.get_ref().bytes_moved()
+    }
+    fn buffered(&self) -> (Buffered, Limits) {
+        (self.0.buffered(), self.0.session().limits())
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl AsyncTestStream for FuturesPeer {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, buf)
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(std::pin::Pin::new(&mut self.0), cx)
+    }
+    fn transport_pendings(&mut self) -> u64 {
+        self.0.get_ref().would_blocks()
+    }
+    fn transport_bytes(&mut self) -> u64 {
+        self.0.get_ref().bytes_moved()
+    }
+    fn buffered(&self) -> (Buffered, Limits) {
+        (self.0.buffered(), self.0.session().limits())
+    }
+}
