@@ -199,6 +199,11 @@ impl<R, W> ReadHalf<R, W> {
     pub fn buffered(&self) -> Buffered {
         lock_session(&self.shared).buffered()
     }
+
+    /// The stream's buffer limits.
+    pub fn limits(&self) -> crate::Limits {
+        lock_session(&self.shared).limits()
+    }
 }
 
 impl<T> ReadHalf<SharedIo<T>, SharedIo<T>> {

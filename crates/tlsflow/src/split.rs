@@ -10,7 +10,7 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
 use crate::driver::{Link, PollRead};
 use crate::session::Session;
@@ -29,6 +29,64 @@ pub(crate) struct Sender<W> {
     pub(crate) io: W,
     pub(crate) in_flight: Vec<u8>,
     pub(crate) start: usize,
+    wakers: Arc<WriteWakers>,
+    waker: Waker,
+}
+
+/// The tasks waiting for the write transport: each half's latest waker.
+///
+/// Async transports keep one waker per direction, so a half that polls the write side
+/// would replace the other half's waker there, and that task would never wake. Instead the
+/// transport is always polled with this set's own waker, which wakes both halves.
+#[derive(Default)]
+struct WriteWakers {
+    slots: Mutex<[Option<Waker>; 2]>,
+}
+
+impl WriteWakers {
+    fn register(&self, mode: SendMode, waker: &Waker) {
+        let mut slots = lock(&self.slots);
+        let slot = &mut slots[mode as usize];
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+}
+
+impl WriteWakers {
+    /// Wakes the half waiting in `mode`, if any.
+    fn wake_slot(&self, mode: SendMode) {
+        let waker = lock(&self.slots)[mode as usize].take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Wake for WriteWakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let taken = std::mem::take(&mut *lock(&self.slots));
+        for waker in taken.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+impl<W> Sender<W> {
+    /// Polls the write transport on behalf of `mode`'s half, with the shared waker.
+    pub(crate) fn poll_io<R>(
+        &mut self,
+        mode: SendMode,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(&mut W, &mut Context<'_>) -> Poll<R>,
+    ) -> Poll<R> {
+        self.wakers.register(mode, cx.waker());
+        op(&mut self.io, &mut Context::from_waker(&self.waker))
+    }
 }
 
 pub(crate) struct Shared<W> {
@@ -38,12 +96,15 @@ pub(crate) struct Shared<W> {
 
 impl<W> Shared<W> {
     pub(crate) fn new(session: Session, io: W) -> Arc<Self> {
+        let wakers = Arc::new(WriteWakers::default());
         Arc::new(Shared {
             session: Mutex::new(session),
             sender: Mutex::new(Sender {
                 io,
                 in_flight: Vec::new(),
                 start: 0,
+                waker: Waker::from(wakers.clone()),
+                wakers,
             }),
         })
     }
@@ -58,9 +119,9 @@ pub(crate) type FlushFn<W> = fn(&mut W, &mut Context<'_>) -> Poll<io::Result<()>
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SendMode {
     /// Wait: the caller needs its bytes on their way (the write half).
-    Wait,
+    Wait = 0,
     /// Do not wait: the holder will find our output when it lets go (the read half).
-    Opportunistic,
+    Opportunistic = 1,
 }
 
 /// Sends all queued ciphertext through the shared sender.
@@ -82,6 +143,7 @@ where
                 Err(std::sync::TryLockError::WouldBlock) => return Poll::Ready(Ok(())),
             },
         };
+        let mut progressed = false;
         let result = loop {
             if sender.start == sender.in_flight.len() {
                 sender.in_flight.clear();
@@ -96,8 +158,11 @@ where
                 io,
                 in_flight,
                 start,
+                wakers,
+                waker,
             } = &mut *sender;
-            match poll_write(io, cx, &in_flight[*start..]) {
+            wakers.register(mode, cx.waker());
+            match poll_write(io, &mut Context::from_waker(waker), &in_flight[*start..]) {
                 Poll::Pending => break Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     break Poll::Ready(Err(fail(shared, &mut sender, Error::WriteZero)))
@@ -105,6 +170,7 @@ where
                 Poll::Ready(Ok(n)) => {
                     let n = n.min(in_flight.len() - *start);
                     *start += n;
+                    progressed = true;
                     lock(&shared.session).in_flight_sent(n);
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -113,6 +179,12 @@ where
                 }
             }
         };
+        if progressed && mode == SendMode::Opportunistic {
+            // The write half may be waiting for room that this send just made, on a
+            // readiness registration that a successful write can cancel (or that an
+            // edge-triggered transport will not repeat): wake it to look again.
+            sender.wakers.wake_slot(SendMode::Wait);
+        }
         drop(sender);
         // Output queued by the other half while we held the sender is ours to send now.
         if matches!(result, Poll::Ready(Ok(())))
@@ -239,7 +311,7 @@ where
     fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut sender = lock(&self.shared.sender);
         loop {
-            match (self.poll_flush)(&mut sender.io, cx) {
+            match sender.poll_io(SendMode::Wait, cx, &mut self.poll_flush) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
                     return Poll::Ready(Err(lock(&self.shared.session).fail(Error::from(e)).into()))

@@ -9,8 +9,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tlsflow::testing::{
-    run_pair_async, self_signed_configs, FuturesPeer, HostileTransport, Hostility, Rng, Scenario,
-    TokioPeer,
+    run_pair_async, self_signed_configs, FuturesPeer, FuturesSplitPeer, HostileTransport,
+    Hostility, Rng, Scenario, TokioPeer, TokioSplitPeer,
 };
 use tlsflow::{ClientConfig, Limits, ServerConfig};
 
@@ -19,6 +19,38 @@ fn schedules() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000)
+}
+
+type Stream = tlsflow::TlsStream<HostileTransport>;
+
+/// Completes both handshakes, alternating between the sides.
+fn handshake(mut client: Stream, mut server: Stream) -> Result<(Stream, Stream), String> {
+    for _ in 0..10_000_000 {
+        let c = client.handshake();
+        let s = server.handshake();
+        for r in [&c, &s] {
+            if let Err(e) = r {
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) {
+                    return Err(format!("handshake failed: {e}"));
+                }
+            }
+        }
+        // Done once neither side is handshaking: a server's session tickets may still be
+        // queued behind a full pipe, and the split halves must deliver them.
+        if !client.is_handshaking() && !server.is_handshaking() {
+            return Ok((client, server));
+        }
+    }
+    Err(format!(
+        "handshake did not finish: client {:?} {:?}, server {:?} {:?}",
+        client.state(),
+        client.buffered(),
+        server.state(),
+        server.buffered()
+    ))
 }
 
 fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u64, String> {
@@ -58,10 +90,26 @@ fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u
         .with_limits(limits)
         .accept(b)
         .map_err(|e| e.to_string())?;
-    let report = if seed % 2 == 0 {
-        run_pair_async(TokioPeer(client), TokioPeer(server), &scenario)
-    } else {
-        run_pair_async(FuturesPeer(client), FuturesPeer(server), &scenario)
+    let report = match seed % 4 {
+        0 => run_pair_async(TokioPeer(client), TokioPeer(server), &scenario),
+        1 => run_pair_async(FuturesPeer(client), FuturesPeer(server), &scenario),
+        split => {
+            // Split halves run as two tasks per side; the handshake comes first.
+            let (client, server) = handshake(client, server)?;
+            if split == 2 {
+                run_pair_async(
+                    TokioSplitPeer::new(client).map_err(|_| "split refused")?,
+                    TokioSplitPeer::new(server).map_err(|_| "split refused")?,
+                    &scenario,
+                )
+            } else {
+                run_pair_async(
+                    FuturesSplitPeer::new(client).map_err(|_| "split refused")?,
+                    FuturesSplitPeer::new(server).map_err(|_| "split refused")?,
+                    &scenario,
+                )
+            }
+        }
     };
     report
         .map(|r| (r.client_received + r.server_received) as u64)
@@ -138,6 +186,9 @@ impl tlsflow::testing::AsyncTestStream for LosesWakeups {
     fn transport_pendings(&mut self) -> u64 {
         self.0.transport_pendings()
     }
+    fn deliver_events(&mut self) -> bool {
+        self.0.deliver_events()
+    }
     fn transport_bytes(&mut self) -> u64 {
         self.0.transport_bytes()
     }
@@ -183,6 +234,9 @@ impl tlsflow::testing::AsyncTestStream for SpuriousPending {
     }
     fn transport_pendings(&mut self) -> u64 {
         self.0.transport_pendings()
+    }
+    fn deliver_events(&mut self) -> bool {
+        self.0.deliver_events()
     }
     fn transport_bytes(&mut self) -> u64 {
         self.0.transport_bytes()

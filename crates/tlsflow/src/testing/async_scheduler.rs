@@ -30,6 +30,13 @@ pub trait AsyncTestStream {
     fn transport_bytes(&mut self) -> u64;
     /// What the stream buffers, and its limits.
     fn buffered(&self) -> (Buffered, Limits);
+    /// Delivers the transport's pending readiness events (see
+    /// [`HostileTransport::deliver_events`]).
+    fn deliver_events(&mut self) -> bool;
+    /// Whether reads and writes run in two tasks (split halves), each with its own waker.
+    fn is_split(&self) -> bool {
+        false
+    }
 }
 
 struct Flag(AtomicBool);
@@ -46,8 +53,11 @@ impl Wake for Flag {
 struct Task<S> {
     name: &'static str,
     stream: S,
-    flag: Arc<Flag>,
-    waker: Waker,
+    /// The reading task's flag and waker; the same as the writing task's unless split.
+    read_flag: Arc<Flag>,
+    read_waker: Waker,
+    write_flag: Arc<Flag>,
+    write_waker: Waker,
     outgoing: Vec<u8>,
     sent: usize,
     expected: Vec<u8>,
@@ -66,12 +76,19 @@ impl<S: AsyncTestStream> Task<S> {
         expected: Vec<u8>,
         max_read: usize,
     ) -> Self {
-        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        let write_flag = Arc::new(Flag(AtomicBool::new(true)));
+        let read_flag = if stream.is_split() {
+            Arc::new(Flag(AtomicBool::new(true)))
+        } else {
+            write_flag.clone()
+        };
         Task {
             name,
             stream,
-            waker: Waker::from(flag.clone()),
-            flag,
+            read_waker: Waker::from(read_flag.clone()),
+            read_flag,
+            write_waker: Waker::from(write_flag.clone()),
+            write_flag,
             outgoing,
             sent: 0,
             expected,
@@ -99,14 +116,28 @@ impl<S: AsyncTestStream> Task<S> {
 
     /// One poll of each operation this side still has, in random order. Returns whether
     /// anything progressed.
-    fn turn(&mut self, rng: &mut Rng, scenario: &Scenario) -> Result<bool, String> {
-        let waker = self.waker.clone();
-        let mut cx = Context::from_waker(&waker);
-        let mut progressed = false;
+    fn woken(&self) -> bool {
+        self.read_flag.0.load(Ordering::SeqCst) || self.write_flag.0.load(Ordering::SeqCst)
+    }
+
+    fn turn(&mut self, rng: &mut Rng, scenario: &Scenario) -> Result<(bool, bool), String> {
+        // Each task runs only if its own waker fired.
+        let reading = self.read_flag.0.swap(false, Ordering::SeqCst);
+        let writing =
+            self.write_flag.0.swap(false, Ordering::SeqCst) || (reading && !self.stream.is_split());
+        let read_waker = self.read_waker.clone();
+        let write_waker = self.write_waker.clone();
+        let mut read_cx = Context::from_waker(&read_waker);
+        let mut cx = Context::from_waker(&write_waker);
+        let (mut read_progress, mut write_progress) = (false, false);
         let first = rng.below(3);
         for i in 0..3 {
             let before = self.stream.transport_pendings();
-            match (first + i) % 3 {
+            let op = (first + i) % 3;
+            if (op == 1 && !reading) || (op != 1 && !writing) {
+                continue;
+            }
+            match op {
                 0 if self.sent < self.outgoing.len() => {
                     let len = rng
                         .log_between(1, scenario.max_write)
@@ -123,7 +154,7 @@ impl<S: AsyncTestStream> Task<S> {
                         }
                         Poll::Ready(Ok(n)) => {
                             self.sent += n;
-                            progressed = true;
+                            write_progress = true;
                         }
                         Poll::Ready(Err(e)) => {
                             return Err(format!("{}: write failed: {e}", self.name))
@@ -134,7 +165,7 @@ impl<S: AsyncTestStream> Task<S> {
                 0 if !self.shut => match self.stream.poll_shutdown(&mut cx) {
                     Poll::Ready(Ok(())) => {
                         self.shut = true;
-                        progressed = true;
+                        write_progress = true;
                     }
                     Poll::Ready(Err(e)) => {
                         return Err(format!("{}: shutdown failed: {e}", self.name))
@@ -143,7 +174,7 @@ impl<S: AsyncTestStream> Task<S> {
                 },
                 1 if !self.eof => {
                     let len = rng.log_between(1, self.buf.len());
-                    match self.stream.poll_read(&mut cx, &mut self.buf[..len]) {
+                    match self.stream.poll_read(&mut read_cx, &mut self.buf[..len]) {
                         Poll::Ready(Ok(0)) => {
                             if self.received != self.expected.len() {
                                 return Err(format!(
@@ -154,7 +185,7 @@ impl<S: AsyncTestStream> Task<S> {
                                 ));
                             }
                             self.eof = true;
-                            progressed = true;
+                            read_progress = true;
                         }
                         Poll::Ready(Ok(n)) => {
                             let end = self.received + n;
@@ -167,7 +198,7 @@ impl<S: AsyncTestStream> Task<S> {
                                 ));
                             }
                             self.received = end;
-                            progressed = true;
+                            read_progress = true;
                         }
                         Poll::Ready(Err(e)) => {
                             return Err(format!(
@@ -195,7 +226,7 @@ impl<S: AsyncTestStream> Task<S> {
                 self.name
             ));
         }
-        Ok(progressed)
+        Ok((read_progress, write_progress))
     }
 }
 
@@ -233,8 +264,20 @@ pub fn run_pair_async<C: AsyncTestStream, S: AsyncTestStream>(
         if report.steps > scenario.max_steps {
             return Err(format!("gave up after {} turns", scenario.max_steps));
         }
-        let c_ready = !c.done() && c.flag.0.load(Ordering::SeqCst);
-        let s_ready = !s.done() && s.flag.0.load(Ordering::SeqCst);
+        // The "reactor" delivers readiness at random moments, so a stream must cope with
+        // registrations that lapse in between.
+        if rng.below(2) == 0 {
+            c.stream.deliver_events();
+            s.stream.deliver_events();
+        }
+        let mut c_ready = !c.done() && c.woken();
+        let mut s_ready = !s.done() && s.woken();
+        if !c_ready && !s_ready {
+            c.stream.deliver_events();
+            s.stream.deliver_events();
+            c_ready = !c.done() && c.woken();
+            s_ready = !s.done() && s.woken();
+        }
         let pick_client = match (c_ready, s_ready) {
             (false, false) => {
                 return Err(format!(
@@ -263,12 +306,18 @@ fn step<S: AsyncTestStream>(
     rng: &mut Rng,
     scenario: &Scenario,
 ) -> Result<(), String> {
-    task.flag.0.store(false, Ordering::SeqCst);
     let bytes_before = task.stream.transport_bytes();
-    let progressed = task.turn(rng, scenario)?;
-    if progressed || task.stream.transport_bytes() != bytes_before {
+    let (read_progress, write_progress) = task.turn(rng, scenario)?;
+    // A task that progressed runs again (it has not returned Pending). Split halves are
+    // separate tasks: only the one that progressed.
+    if read_progress || (write_progress && !task.stream.is_split()) {
+        task.read_flag.0.store(true, Ordering::SeqCst);
+    }
+    if write_progress || (read_progress && !task.stream.is_split()) {
+        task.write_flag.0.store(true, Ordering::SeqCst);
+    }
+    if read_progress || write_progress || task.stream.transport_bytes() != bytes_before {
         task.idle_turns = 0;
-        task.flag.0.store(true, Ordering::SeqCst);
     } else {
         task.idle_turns += 1;
         if task.idle_turns > 10_000 {
@@ -316,6 +365,9 @@ impl AsyncTestStream for TokioPeer {
     fn transport_pendings(&mut self) -> u64 {
         self.0.get_ref().would_blocks()
     }
+    fn deliver_events(&mut self) -> bool {
+        self.0.get_ref().deliver_events()
+    }
     fn transport_bytes(&mut self) -> u64 {
         self.0.get_ref().bytes_moved()
     }
@@ -341,10 +393,131 @@ impl AsyncTestStream for FuturesPeer {
     fn transport_pendings(&mut self) -> u64 {
         self.0.get_ref().would_blocks()
     }
+    fn deliver_events(&mut self) -> bool {
+        self.0.get_ref().deliver_events()
+    }
     fn transport_bytes(&mut self) -> u64 {
         self.0.get_ref().bytes_moved()
     }
     fn buffered(&self) -> (Buffered, Limits) {
         (self.0.buffered(), self.0.session().limits())
+    }
+}
+
+/// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport (one
+/// transport handle each), driven through tokio's traits as two tasks.
+#[cfg(feature = "tokio")]
+pub struct TokioSplitPeer {
+    read: crate::ReadHalf<HostileTransport, HostileTransport>,
+    write: crate::WriteHalf<HostileTransport, HostileTransport>,
+    probe: HostileTransport,
+}
+
+/// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport, driven
+/// through futures-io's traits as two tasks.
+#[cfg(feature = "futures-io")]
+pub struct FuturesSplitPeer {
+    read: crate::ReadHalf<HostileTransport, HostileTransport>,
+    write: crate::WriteHalf<HostileTransport, HostileTransport>,
+    probe: HostileTransport,
+}
+
+macro_rules! split_peer {
+    ($name:ident) => {
+        impl $name {
+            /// Splits `stream` (whose handshake must be complete) into halves over two
+            /// handles of its transport.
+            ///
+            /// # Errors
+            ///
+            /// The stream, when its handshake is not complete.
+            #[allow(clippy::result_large_err)]
+            pub fn new(
+                stream: crate::TlsStream<HostileTransport>,
+            ) -> Result<Self, crate::TlsStream<HostileTransport>> {
+                let probe = stream.get_ref().handle();
+                let (read, write) = stream.split_with(|t| (t.handle(), t))?;
+                Ok($name { read, write, probe })
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+#[cfg(feature = "tokio")]
+split_peer!(TokioSplitPeer);
+#[cfg(feature = "futures-io")]
+split_peer!(FuturesSplitPeer);
+
+#[cfg(feature = "tokio")]
+impl AsyncTestStream for TokioSplitPeer {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut read_buf = tokio::io::ReadBuf::new(buf);
+        std::task::ready!(tokio::io::AsyncRead::poll_read(
+            std::pin::Pin::new(&mut self.read),
+            cx,
+            &mut read_buf
+        ))?;
+        Poll::Ready(Ok(read_buf.filled().len()))
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.write), cx, buf)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.write), cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.write), cx)
+    }
+    fn transport_pendings(&mut self) -> u64 {
+        self.probe.would_blocks()
+    }
+    fn deliver_events(&mut self) -> bool {
+        self.probe.deliver_events()
+    }
+    fn transport_bytes(&mut self) -> u64 {
+        self.probe.bytes_moved()
+    }
+    fn buffered(&self) -> (Buffered, Limits) {
+        (self.read.buffered(), self.read.limits())
+    }
+    fn is_split(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl AsyncTestStream for FuturesSplitPeer {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.read), cx, buf)
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.write), cx, buf)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.write), cx)
+    }
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures_io::AsyncWrite::poll_close(std::pin::Pin::new(&mut self.write), cx)
+    }
+    fn transport_pendings(&mut self) -> u64 {
+        self.probe.would_blocks()
+    }
+    fn deliver_events(&mut self) -> bool {
+        self.probe.deliver_events()
+    }
+    fn transport_bytes(&mut self) -> u64 {
+        self.probe.bytes_moved()
+    }
+    fn buffered(&self) -> (Buffered, Limits) {
+        (self.read.buffered(), self.read.limits())
+    }
+    fn is_split(&self) -> bool {
+        true
     }
 }

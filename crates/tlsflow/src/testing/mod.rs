@@ -18,11 +18,11 @@ mod async_scheduler;
 mod scheduler;
 mod transport;
 
-#[cfg(feature = "futures-io")]
-pub use async_scheduler::FuturesPeer;
-#[cfg(feature = "tokio")]
-pub use async_scheduler::TokioPeer;
 pub use async_scheduler::{run_pair_async, AsyncTestStream};
+#[cfg(feature = "futures-io")]
+pub use async_scheduler::{FuturesPeer, FuturesSplitPeer};
+#[cfg(feature = "tokio")]
+pub use async_scheduler::{TokioPeer, TokioSplitPeer};
 pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
 pub use transport::{HostileTransport, Hostility};
 

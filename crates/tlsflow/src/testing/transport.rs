@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -41,6 +42,19 @@ struct Direction {
     reader_waker: Option<Waker>,
     /// The task waiting for room to write (async use).
     writer_waker: Option<Waker>,
+    /// Readiness events not yet delivered: like a reactor, the pipe wakes the registered
+    /// task later (at [`HostileTransport::deliver_events`]), not at the moment the state
+    /// changes; a registration cancelled in between gets no wake-up.
+    read_event: bool,
+    write_event: bool,
+}
+
+/// Counters shared by every handle of one end.
+#[derive(Debug, Default)]
+struct Stats {
+    would_blocks: AtomicU64,
+    bytes_moved: AtomicU64,
+    handles: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -64,8 +78,7 @@ pub struct HostileTransport {
     rng: Rng,
     hostility: Hostility,
     calm: bool,
-    would_blocks: u64,
-    bytes_moved: u64,
+    stats: Arc<Stats>,
 }
 
 impl HostileTransport {
@@ -85,10 +98,24 @@ impl HostileTransport {
             rng: Rng::new(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(side as u64 + 1))),
             hostility,
             calm: false,
-            would_blocks: 0,
-            bytes_moved: 0,
+            stats: Arc::default(),
         };
         (end(0), end(1))
+    }
+
+    /// Another handle to this same end, for splitting a stream into halves: one handle
+    /// reads, the other writes. Counters are shared; the end closes when its last handle is
+    /// dropped.
+    pub fn handle(&self) -> HostileTransport {
+        self.stats.handles.fetch_add(1, Ordering::Relaxed);
+        HostileTransport {
+            pipe: self.pipe.clone(),
+            side: self.side,
+            rng: Rng::new(self.rng.clone().next_u64() ^ 0x5151),
+            hostility: self.hostility,
+            calm: self.calm,
+            stats: self.stats.clone(),
+        }
     }
 
     /// Turns random `WouldBlock` and `Interrupted` off (`true`) or back on.
@@ -98,25 +125,42 @@ impl HostileTransport {
 
     /// How many times this end returned `WouldBlock`.
     pub fn would_blocks(&self) -> u64 {
-        self.would_blocks
+        self.stats.would_blocks.load(Ordering::Relaxed)
     }
 
     /// Bytes moved through this end, read and written.
     pub fn bytes_moved(&self) -> u64 {
-        self.bytes_moved
+        self.stats.bytes_moved.load(Ordering::Relaxed)
     }
 
     /// Ends this end's writing: once the other end has read what is in the pipe, its reads
     /// return `Ok(0)`.
     pub fn close_write(&mut self) {
-        let waker = {
+        let mut pipe = self.lock();
+        pipe.dirs[self.side].writer_closed = true;
+        pipe.dirs[self.side].read_event = true;
+    }
+
+    /// Delivers pending readiness events of both directions to the tasks registered now
+    /// (what a reactor does between polls). Returns whether any task was woken.
+    pub fn deliver_events(&self) -> bool {
+        let mut wakers = Vec::new();
+        {
             let mut pipe = self.lock();
-            pipe.dirs[self.side].writer_closed = true;
-            pipe.dirs[self.side].reader_waker.take()
-        };
-        if let Some(w) = waker {
+            for dir in pipe.dirs.iter_mut() {
+                if std::mem::take(&mut dir.read_event) {
+                    wakers.extend(dir.reader_waker.take());
+                }
+                if std::mem::take(&mut dir.write_event) {
+                    wakers.extend(dir.writer_waker.take());
+                }
+            }
+        }
+        let woke = !wakers.is_empty();
+        for w in wakers {
             w.wake();
         }
+        woke
     }
 
     fn lock(&self) -> MutexGuard<'_, Pipe> {
@@ -133,7 +177,7 @@ impl HostileTransport {
         }
         let roll = self.rng.below(100) as u8;
         if roll < self.hostility.would_block_percent {
-            self.would_blocks += 1;
+            self.stats.would_blocks.fetch_add(1, Ordering::Relaxed);
             Some(io::ErrorKind::WouldBlock.into())
         } else if roll
             < self
@@ -148,7 +192,7 @@ impl HostileTransport {
     }
 
     fn would_block(&mut self) -> io::Error {
-        self.would_blocks += 1;
+        self.stats.would_blocks.fetch_add(1, Ordering::Relaxed);
         io::ErrorKind::WouldBlock.into()
     }
 }
@@ -168,7 +212,7 @@ impl HostileTransport {
         }
         let limit = self.rng.between(1, self.hostility.max_io);
         let side = self.side;
-        let (n, wake) = {
+        let n = {
             let mut pipe = self.lock();
             let dir = &mut pipe.dirs[1 - side];
             if dir.bytes.is_empty() {
@@ -185,12 +229,15 @@ impl HostileTransport {
             for (slot, byte) in buf.iter_mut().zip(dir.bytes.drain(..n)) {
                 *slot = byte;
             }
-            (n, dir.writer_waker.take())
+            // A successful read cancels this end's read registration, as some runtimes'
+            // readiness futures do: a stream must not rely on a stale registration.
+            dir.reader_waker = None;
+            dir.write_event = true;
+            n
         };
-        if let Some(w) = wake {
-            w.wake();
-        }
-        self.bytes_moved += n as u64;
+        self.stats
+            .bytes_moved
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -208,7 +255,7 @@ impl HostileTransport {
         let limit = self.rng.between(1, self.hostility.max_io);
         let side = self.side;
         let capacity = self.hostility.capacity;
-        let (n, wake) = {
+        let n = {
             let mut pipe = self.lock();
             let dir = &mut pipe.dirs[side];
             if dir.reader_closed {
@@ -224,12 +271,14 @@ impl HostileTransport {
             }
             let n = buf.len().min(space).min(limit);
             dir.bytes.extend(&buf[..n]);
-            (n, dir.reader_waker.take())
+            // Likewise a successful write cancels the write registration.
+            dir.writer_waker = None;
+            dir.read_event = true;
+            n
         };
-        if let Some(w) = wake {
-            w.wake();
-        }
-        self.bytes_moved += n as u64;
+        self.stats
+            .bytes_moved
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -252,6 +301,10 @@ impl Write for HostileTransport {
 
 impl Drop for HostileTransport {
     fn drop(&mut self) {
+        if self.stats.handles.load(Ordering::Relaxed) > 0 {
+            self.stats.handles.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         let side = self.side;
         let wakers = {
             let mut pipe = self.lock();
