@@ -109,6 +109,16 @@ enum Identity {
 }
 
 impl Identity {
+    /// Where the identity came from, for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Identity::Files { cert, key } => {
+                format!(" ({} with {})", cert.display(), key.display())
+            }
+            Identity::Der(..) => String::new(),
+        }
+    }
+
     fn load(self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
         match self {
             Identity::Files { cert, key } => Ok((load_certs(&cert)?, load_private_key(&key)?)),
@@ -303,9 +313,10 @@ impl ClientConfigBuilder {
         };
         let mut config = match self.identity {
             Some(identity) => {
+                let origin = identity.describe();
                 let (chain, key) = identity.load()?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    Error::config(format!("unusable client certificate or key: {e}"))
+                    Error::config(format!("unusable client certificate or key{origin}: {e}"))
                 })?
             }
             None => builder.with_no_client_auth(),
@@ -459,6 +470,7 @@ impl ServerConfigBuilder {
         let identity = self.identity.ok_or_else(|| {
             Error::config("a server needs a certificate and key (or a self-signed certificate)")
         })?;
+        let origin = identity.describe();
         let (chain, key) = identity.load()?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&self.versions)?)
@@ -484,9 +496,9 @@ impl ServerConfigBuilder {
                 .map_err(|e| Error::config(format!("cannot build the client verifier: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         };
-        let mut config = builder
-            .with_single_cert(chain, key)
-            .map_err(|e| Error::config(format!("unusable server certificate or key: {e}")))?;
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+            Error::config(format!("unusable server certificate or key{origin}: {e}"))
+        })?;
         config.alpn_protocols = self.alpn;
         Ok(ServerConfig {
             inner: Arc::new(config),

@@ -165,11 +165,13 @@ fn send_opportunistically<L: Link>(link: &mut L, cx: &mut Context<'_>) -> io::Re
 pub(crate) fn poll_handshake<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     loop {
         {
+            // A failed session is not handshaking: the operation that follows reports the
+            // failure (a read first delivers plaintext that arrived intact before it).
             let session = link.session();
-            session.check()?;
-            if !session.is_handshaking() {
+            if session.is_handshake_complete() {
                 return Poll::Ready(Ok(()));
             }
+            session.check()?;
         }
         // Both peers may have a flight to push into full pipes: reading while our writing is
         // blocked is what lets the other side drain its own.
@@ -186,6 +188,7 @@ pub(crate) fn poll_handshake_flushed<L: Link>(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
     ready!(poll_handshake(link, cx))?;
+    link.session().check()?;
     link.poll_send(cx)
 }
 

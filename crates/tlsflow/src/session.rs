@@ -306,6 +306,11 @@ impl Session {
         self.state == State::Handshaking
     }
 
+    /// Whether the handshake completed (even if the session failed afterwards).
+    pub fn is_handshake_complete(&self) -> bool {
+        self.state != State::Handshaking && !self.engine.is_handshaking()
+    }
+
     /// The sticky error, if the session failed.
     ///
     /// # Errors
@@ -505,7 +510,16 @@ impl Session {
             match self.engine.feed_ciphertext(self.inbox.data()) {
                 Ok(0) => break,
                 Ok(taken) => self.inbox.consume(taken.min(self.inbox.len())),
-                Err(e) => return Err(self.fail_tls(e)),
+                Err(e) => {
+                    let err = self.fail_tls(e);
+                    // Plaintext that arrived intact before the failure is read first; the
+                    // (sticky) error comes after it.
+                    return if self.engine.plaintext_pending() > 0 {
+                        Ok(())
+                    } else {
+                        Err(err)
+                    };
+                }
             }
         }
         self.collect_output();
@@ -515,12 +529,27 @@ impl Session {
 
     /// Copies received plaintext into `buf`.
     ///
+    /// Plaintext that was authenticated before a fatal error is still delivered; the error
+    /// is returned once it has been read.
+    ///
     /// # Errors
     ///
     /// The sticky error if the session failed; [`Error::Truncated`] when the transport ended
     /// without the peer's `close_notify` (unless the lenient policy is on).
     pub fn read_plaintext(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, Error> {
-        self.check()?;
+        if let Some(err) = &self.failure {
+            // Plaintext authenticated before the failure is still delivered, then the error.
+            if self.engine.plaintext_pending() == 0 || buf.is_empty() {
+                return Err(err.clone());
+            }
+            return match self.engine.read_plaintext(buf) {
+                Ok(PlainRead::Data(n)) => {
+                    self.counters.plaintext_delivered += n as u64;
+                    Ok(ReadOutcome::Data(n))
+                }
+                _ => Err(err.clone()),
+            };
+        }
         if buf.is_empty() {
             return Ok(ReadOutcome::Data(0));
         }

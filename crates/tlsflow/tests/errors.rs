@@ -474,7 +474,6 @@ fn mutual_tls_with_a_client_certificate_works() {
 }
 
 #[test]
-#[ignore = "tlsflow bug: alert names split acronyms (\"unknown_c_a\", not \"unknown_ca\")"]
 fn alert_names_follow_the_specification() {
     let pki = Pki::new("alert-name", false);
     let other_ca = pki.write("other-ca.pem", &Ca::new("some other CA").pem);
@@ -484,7 +483,6 @@ fn alert_names_follow_the_specification() {
 }
 
 #[test]
-#[ignore = "tlsflow bug: authenticated data read together with a later bad record is lost"]
 fn data_before_a_bad_record_is_delivered() {
     let pki = Pki::new("data-before-garbage", false);
     let (addr, handle) = hello_then_garbage(&pki, false);

@@ -19,6 +19,10 @@ pub struct RustlsEngine {
     server_name: Option<String>,
     plaintext_pending: usize,
     peer_closed: bool,
+    /// Plaintext authenticated before a fatal error, moved out of rustls when the error
+    /// struck, so the application still receives every byte that arrived intact.
+    salvaged: Vec<u8>,
+    salvaged_start: usize,
 }
 
 impl std::fmt::Debug for RustlsEngine {
@@ -65,6 +69,8 @@ impl RustlsEngine {
             server_name,
             plaintext_pending: 0,
             peer_closed: false,
+            salvaged: Vec::new(),
+            salvaged_start: 0,
         }
     }
 
@@ -74,10 +80,22 @@ impl RustlsEngine {
     }
 
     fn process(&mut self) -> Result<(), Error> {
-        let state = self.conn.process_new_packets().map_err(map_error)?;
-        self.plaintext_pending = state.plaintext_bytes_to_read();
-        self.peer_closed |= state.peer_has_closed();
-        Ok(())
+        match self.conn.process_new_packets() {
+            Ok(state) => {
+                self.plaintext_pending = state.plaintext_bytes_to_read();
+                self.peer_closed |= state.peer_has_closed();
+                Ok(())
+            }
+            Err(err) => {
+                // Records before the bad one were authenticated: keep their plaintext.
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = self.conn.reader().read(&mut chunk) {
+                    self.salvaged.extend_from_slice(&chunk[..n]);
+                }
+                self.plaintext_pending = self.salvaged.len() - self.salvaged_start;
+                Err(map_error(err))
+            }
+        }
     }
 }
 
@@ -111,6 +129,14 @@ impl Engine for RustlsEngine {
     }
 
     fn read_plaintext(&mut self, buf: &mut [u8]) -> Result<PlainRead, Error> {
+        if self.salvaged_start < self.salvaged.len() {
+            let rest = &self.salvaged[self.salvaged_start..];
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.salvaged_start += n;
+            self.plaintext_pending = self.salvaged.len() - self.salvaged_start;
+            return Ok(PlainRead::Data(n));
+        }
         match self.conn.reader().read(buf) {
             Ok(0) if !buf.is_empty() => {
                 self.peer_closed = true;
@@ -210,7 +236,7 @@ pub(crate) fn map_error(err: rustls::Error) -> Error {
             reason: "the peer presented no certificate, but one is required".into(),
         },
         rustls::Error::AlertReceived(alert) => Error::PeerAlert {
-            alert: snake_case(&format!("{alert:?}")),
+            alert: alert_name(u8::from(alert)),
         },
         rustls::Error::General(msg) => Error::config(msg),
         other => Error::protocol(other.to_string()),
@@ -230,20 +256,47 @@ fn describe_certificate_error(err: &rustls::CertificateError) -> String {
     }
 }
 
-/// `HandshakeFailure` -> `handshake_failure`, as the TLS specification names alerts.
-fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, ch) in name.chars().enumerate() {
-        if ch.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(ch.to_ascii_lowercase());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+/// The name the TLS specifications (RFC 8446 and the IANA registry) give an alert.
+fn alert_name(code: u8) -> String {
+    let name = match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        121 => "ech_required",
+        other => return format!("alert {other}"),
+    };
+    name.to_owned()
 }
 
 #[cfg(test)]
@@ -252,7 +305,11 @@ mod tests {
 
     #[test]
     fn alert_names_follow_the_specification() {
-        assert_eq!(snake_case("HandshakeFailure"), "handshake_failure");
-        assert_eq!(snake_case("BadCertificate"), "bad_certificate");
+        assert_eq!(alert_name(40), "handshake_failure");
+        assert_eq!(alert_name(48), "unknown_ca");
+        assert_eq!(alert_name(112), "unrecognized_name");
+        assert_eq!(alert_name(200), "alert 200");
+        let rustls_name = u8::from(rustls::AlertDescription::UnknownPSKIdentity);
+        assert_eq!(alert_name(rustls_name), "unknown_psk_identity");
     }
 }
