@@ -21,37 +21,12 @@ use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
 use tlsflow::{ClientConfig, SelfSigned, ServerConfig, TlsStream};
 
+mod common;
+use common::{hex, parse_size, Payload};
+
 struct Options {
     size: u64,
     write_size: usize,
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. 256MiB"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid size unit in {text:?}: use B, KiB, MiB or GiB"
-            ))
-        }
-    };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -79,23 +54,6 @@ fn parse_args() -> Result<Options, String> {
         }
     }
     Ok(options)
-}
-
-/// A deterministic payload, generated block by block so any size fits in memory.
-struct Payload {
-    state: u64,
-}
-
-impl Payload {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes()[..chunk.len()]);
-        }
-    }
 }
 
 /// The receiving side: a blocking TLS server that reads slowly and hashes what it gets.
@@ -211,7 +169,7 @@ fn send(
         tls.cipher_suite().unwrap_or_default()
     );
 
-    let mut payload = Payload { state: 0x7154_f10e };
+    let mut payload = Payload::new(0x7154_f10e);
     let mut hasher = Sha256::new();
     let mut block = vec![0u8; options.write_size];
     let mut progress = Progress {
@@ -285,10 +243,6 @@ fn run(options: &Options) -> Result<String, String> {
         hex(&received_sha),
         count as f64 / elapsed / 1e6
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn main() -> ExitCode {

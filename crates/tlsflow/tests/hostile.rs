@@ -19,8 +19,11 @@ fn schedules() -> u64 {
 /// One schedule, entirely determined by its seed.
 fn plan(seed: u64) -> (Hostility, Limits, Scenario) {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
-    let capacity = rng.log_between(1, 64 * 1024);
-    let max_io = rng.log_between(1, 64 * 1024);
+    // Now and then a schedule moves several MiB; those get a pipe wide enough to finish.
+    let large = seed % 97 == 0;
+    let floor = if large { 4096 } else { 1 };
+    let capacity = rng.log_between(floor, 64 * 1024);
+    let max_io = rng.log_between(floor, 64 * 1024);
     let hostility = Hostility {
         capacity,
         max_io,
@@ -28,14 +31,14 @@ fn plan(seed: u64) -> (Hostility, Limits, Scenario) {
         interrupt_percent: rng.between(0, 10) as u8,
     };
     let limits = Limits {
-        send: rng.log_between(1, 256 * 1024),
+        send: rng.log_between(if large { 1024 } else { 1 }, 256 * 1024),
         receive: rng.log_between(1, 128 * 1024),
     };
     // Throughput of a schedule is bounded by its narrowest pipe: size payloads so that one
     // schedule stays within a few hundred thousand transport calls.
     let narrow = capacity.min(max_io);
-    let ceiling = if seed % 97 == 0 {
-        4 << 20 // now and then, several MiB
+    let ceiling = if large {
+        4 << 20
     } else if narrow < 64 {
         16 * 1024
     } else if narrow < 2048 {
