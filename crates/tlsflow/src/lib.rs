@@ -8,10 +8,10 @@
 //! never corrupts the connection.
 //!
 //! ```text
-//!        user code (blocking or non-blocking std::io)
+//!   user code (blocking, non-blocking, tokio, futures-io, split halves)
 //!                    │
 //!             ┌──────┴──────┐
-//!             │  TlsStream  │  driver: does exactly the I/O the session asks for
+//!             │   drivers   │  one set of I/O loops: exactly the I/O the session asks for
 //!             └──────┬──────┘
 //!             ┌──────┴──────┐
 //!             │   Session   │  sans-I/O core: state, byte accounting, bounded buffers
@@ -105,6 +105,54 @@
 //!     }
 //! }
 //! assert_eq!(server.join().unwrap()?, data);
+//! # Ok(()) }
+//! ```
+
+//!
+//! ## tokio (feature `tokio`)
+//!
+//! The same [`TlsStream`] is tokio's `AsyncRead + AsyncWrite` over a tokio transport; the
+//! futures-io traits work the same way with feature `futures-io`
+//! ([`ClientConfig::connect_futures`], [`ServerConfig::accept_futures`]).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let config = tlsflow::ClientConfig::builder().ca_file("ca.pem").build()?;
+//! let tcp = tokio::net::TcpStream::connect("127.0.0.1:8443").await?;
+//! let mut tls = config.connect_tokio("localhost", tcp).await?;
+//! tls.write_all(b"hello").await?;
+//! tls.shutdown().await?; // close_notify; reading goes on (half-close)
+//! let mut reply = Vec::new();
+//! tls.read_to_end(&mut reply).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Like a `BufWriter`, an accepted write may still be queued: flush to know it reached the
+//! transport. Dropping a future never loses bytes a write reported as accepted.
+//!
+//! ## Full duplex
+//!
+//! [`TlsStream::into_split`] (std, over `&T: Read + Write` such as `TcpStream`) and
+//! [`TlsStream::split_with`] (any pair of transport halves, e.g. tokio's `into_split`) give
+//! a [`ReadHalf`] and a [`WriteHalf`] that work at the same time from different threads or
+//! tasks. The shared session is locked only while records are sealed or opened, never
+//! across a socket call.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! # fn demo(mut tls: tlsflow::TlsStream<std::net::TcpStream>) -> Result<(), Box<dyn std::error::Error>> {
+//! tls.handshake()?;
+//! let (mut reader, mut writer) = tls.into_split().map_err(|_| "handshake not complete")?;
+//! let sender = std::thread::spawn(move || -> std::io::Result<()> {
+//!     writer.write_all(&vec![0u8; 64 << 20])?;
+//!     writer.shutdown() // half-close
+//! });
+//! let mut received = Vec::new();
+//! reader.read_to_end(&mut received)?;
+//! sender.join().unwrap()?;
 //! # Ok(()) }
 //! ```
 
