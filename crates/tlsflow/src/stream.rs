@@ -181,7 +181,7 @@ impl<T: Read + Write> TlsStream<T> {
     ///
     /// # Errors
     ///
-    /// The handshake's failure (an [`Error`] inside the `io::Error`), or the transport's.
+    /// The handshake's failure (an [`Error`](crate::Error) inside the `io::Error`), or the transport's.
     pub fn handshake(&mut self) -> io::Result<()> {
         self.run(|link, cx| driver::poll_handshake_flushed(link, cx))
     }
@@ -207,7 +207,7 @@ impl<T: Read + Write> TlsStream<T> {
     ///
     /// # Errors
     ///
-    /// The sticky error, the transport's, or [`Error::Truncated`] when the transport ended
+    /// The sticky error, the transport's, or [`Error::Truncated`](crate::Error::Truncated) when the transport ended
     /// without the peer's `close_notify`.
     pub fn close(&mut self) -> io::Result<()> {
         let limit = self.close_drain_limit;
