@@ -103,14 +103,54 @@ pub fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
         .map_err(|e| Error::config(format!("cannot parse the PEM private key: {e}")))
 }
 
-enum Identity {
+/// Which TLS engine a configuration builds sessions on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// rustls 0.23 (the default).
+    #[default]
+    Rustls,
+    /// OpenSSL 3 on memory buffers (cargo feature `openssl`).
+    Openssl,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = Error;
+
+    /// `rustls` or `openssl`.
+    fn from_str(name: &str) -> Result<Self, Error> {
+        match name {
+            "rustls" => Ok(EngineKind::Rustls),
+            "openssl" => Ok(EngineKind::Openssl),
+            other => Err(Error::config(format!(
+                "unknown engine {other:?}: use rustls or openssl"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineKind::Rustls => "rustls",
+            EngineKind::Openssl => "openssl",
+        })
+    }
+}
+
+#[cfg(not(feature = "openssl"))]
+fn openssl_missing() -> Error {
+    Error::config("the OpenSSL engine needs tlsflow's `openssl` cargo feature")
+}
+
+pub(crate) enum Identity {
     Files { cert: PathBuf, key: PathBuf },
     Der(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 }
 
 impl Identity {
     /// Where the identity came from, for error messages.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Identity::Files { cert, key } => {
                 format!(" ({} with {})", cert.display(), key.display())
@@ -130,8 +170,15 @@ impl Identity {
 /// Configuration for TLS clients. Cheap to clone; share one across connections.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    inner: Arc<rustls::ClientConfig>,
+    inner: ClientInner,
     limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+enum ClientInner {
+    Rustls(Arc<rustls::ClientConfig>),
+    #[cfg(feature = "openssl")]
+    Openssl(openssl::ssl::SslContext),
 }
 
 impl ClientConfig {
@@ -143,14 +190,39 @@ impl ClientConfig {
     /// Wraps a rustls configuration as it is.
     pub fn from_rustls(inner: Arc<rustls::ClientConfig>) -> Self {
         ClientConfig {
-            inner,
+            inner: ClientInner::Rustls(inner),
             limits: Limits::default(),
         }
     }
 
-    /// The rustls configuration inside.
-    pub fn rustls(&self) -> &Arc<rustls::ClientConfig> {
-        &self.inner
+    /// Wraps an OpenSSL client context as it is, for everything OpenSSL offers beyond the
+    /// builder (password callbacks, verify callbacks, engines, legacy versions). Server
+    /// names are verified as given to [`connect`](Self::connect) when the context verifies
+    /// peers.
+    #[cfg(feature = "openssl")]
+    pub fn from_openssl(context: openssl::ssl::SslContext) -> Self {
+        ClientConfig {
+            inner: ClientInner::Openssl(context),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The rustls configuration inside, if this configuration uses rustls.
+    pub fn rustls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        match &self.inner {
+            ClientInner::Rustls(config) => Some(config),
+            #[cfg(feature = "openssl")]
+            ClientInner::Openssl(_) => None,
+        }
+    }
+
+    /// The engine this configuration builds sessions on.
+    pub fn engine(&self) -> EngineKind {
+        match &self.inner {
+            ClientInner::Rustls(_) => EngineKind::Rustls,
+            #[cfg(feature = "openssl")]
+            ClientInner::Openssl(_) => EngineKind::Openssl,
+        }
     }
 
     /// Sets the buffer limits of sessions made from this configuration.
@@ -165,8 +237,16 @@ impl ClientConfig {
     ///
     /// [`Error::Config`] for an invalid server name.
     pub fn session(&self, server_name: &str) -> Result<Session, Error> {
-        let engine = RustlsEngine::client(self.inner.clone(), server_name)?;
-        Ok(Session::new(Box::new(engine), self.limits))
+        let engine: Box<dyn crate::Engine> = match &self.inner {
+            ClientInner::Rustls(config) => {
+                Box::new(RustlsEngine::client(config.clone(), server_name)?)
+            }
+            #[cfg(feature = "openssl")]
+            ClientInner::Openssl(context) => {
+                Box::new(crate::engine::OpensslEngine::client(context, server_name)?)
+            }
+        };
+        Ok(Session::new(engine, self.limits))
     }
 
     /// A client stream over `io`. No I/O happens here: the handshake runs on the first
@@ -183,15 +263,16 @@ impl ClientConfig {
 /// Builds a [`ClientConfig`].
 #[derive(Default)]
 pub struct ClientConfigBuilder {
-    ca_files: Vec<PathBuf>,
-    ca_certs: Vec<CertificateDer<'static>>,
-    system_roots: bool,
-    identity: Option<Identity>,
-    alpn: Vec<Vec<u8>>,
-    versions: Vec<ProtocolVersion>,
-    limits: Limits,
-    provider: Option<Arc<CryptoProvider>>,
-    no_verify: bool,
+    pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) ca_certs: Vec<CertificateDer<'static>>,
+    pub(crate) system_roots: bool,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) versions: Vec<ProtocolVersion>,
+    pub(crate) limits: Limits,
+    pub(crate) provider: Option<Arc<CryptoProvider>>,
+    pub(crate) no_verify: bool,
+    pub(crate) engine: EngineKind,
 }
 
 impl ClientConfigBuilder {
@@ -258,6 +339,12 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Builds sessions on this engine (default: rustls).
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// Accepts any server certificate for any name. The connection is encrypted but not
     /// authenticated: anyone on the path can impersonate the server. For tests only.
     pub fn dangerous_disable_verification(mut self) -> Self {
@@ -272,6 +359,22 @@ impl ClientConfigBuilder {
     /// [`Error::Config`] naming the file or option at fault: an unreadable CA or key file,
     /// no trust anchors at all, a client key that does not match its certificate.
     pub fn build(self) -> Result<ClientConfig, Error> {
+        match self.engine {
+            EngineKind::Rustls => self.build_rustls(),
+            #[cfg(feature = "openssl")]
+            EngineKind::Openssl => {
+                let limits = self.limits;
+                Ok(
+                    ClientConfig::from_openssl(crate::config_openssl::client_context(self)?)
+                        .with_limits(limits),
+                )
+            }
+            #[cfg(not(feature = "openssl"))]
+            EngineKind::Openssl => Err(openssl_missing()),
+        }
+    }
+
+    fn build_rustls(self) -> Result<ClientConfig, Error> {
         let provider = match self.provider {
             Some(p) => p,
             None => default_provider()?,
@@ -323,7 +426,7 @@ impl ClientConfigBuilder {
         };
         config.alpn_protocols = self.alpn;
         Ok(ClientConfig {
-            inner: Arc::new(config),
+            inner: ClientInner::Rustls(Arc::new(config)),
             limits: self.limits,
         })
     }
@@ -332,8 +435,15 @@ impl ClientConfigBuilder {
 /// Configuration for TLS servers. Cheap to clone; share one across connections.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    inner: Arc<rustls::ServerConfig>,
+    inner: ServerInner,
     limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+enum ServerInner {
+    Rustls(Arc<rustls::ServerConfig>),
+    #[cfg(feature = "openssl")]
+    Openssl(openssl::ssl::SslContext),
 }
 
 impl ServerConfig {
@@ -346,14 +456,37 @@ impl ServerConfig {
     /// Wraps a rustls configuration as it is.
     pub fn from_rustls(inner: Arc<rustls::ServerConfig>) -> Self {
         ServerConfig {
-            inner,
+            inner: ServerInner::Rustls(inner),
             limits: Limits::default(),
         }
     }
 
-    /// The rustls configuration inside.
-    pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
-        &self.inner
+    /// Wraps an OpenSSL server context as it is, for everything OpenSSL offers beyond the
+    /// builder.
+    #[cfg(feature = "openssl")]
+    pub fn from_openssl(context: openssl::ssl::SslContext) -> Self {
+        ServerConfig {
+            inner: ServerInner::Openssl(context),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The rustls configuration inside, if this configuration uses rustls.
+    pub fn rustls(&self) -> Option<&Arc<rustls::ServerConfig>> {
+        match &self.inner {
+            ServerInner::Rustls(config) => Some(config),
+            #[cfg(feature = "openssl")]
+            ServerInner::Openssl(_) => None,
+        }
+    }
+
+    /// The engine this configuration builds sessions on.
+    pub fn engine(&self) -> EngineKind {
+        match &self.inner {
+            ServerInner::Rustls(_) => EngineKind::Rustls,
+            #[cfg(feature = "openssl")]
+            ServerInner::Openssl(_) => EngineKind::Openssl,
+        }
     }
 
     /// Sets the buffer limits of sessions made from this configuration.
@@ -368,8 +501,14 @@ impl ServerConfig {
     ///
     /// [`Error::Config`] if rustls rejects the configuration.
     pub fn session(&self) -> Result<Session, Error> {
-        let engine = RustlsEngine::server(self.inner.clone())?;
-        Ok(Session::new(Box::new(engine), self.limits))
+        let engine: Box<dyn crate::Engine> = match &self.inner {
+            ServerInner::Rustls(config) => Box::new(RustlsEngine::server(config.clone())?),
+            #[cfg(feature = "openssl")]
+            ServerInner::Openssl(context) => {
+                Box::new(crate::engine::OpensslEngine::server(context)?)
+            }
+        };
+        Ok(Session::new(engine, self.limits))
     }
 
     /// A server stream over `io`. No I/O happens here.
@@ -385,13 +524,14 @@ impl ServerConfig {
 /// Builds a [`ServerConfig`].
 #[derive(Default)]
 pub struct ServerConfigBuilder {
-    identity: Option<Identity>,
-    client_ca_files: Vec<PathBuf>,
-    client_ca_certs: Vec<CertificateDer<'static>>,
-    alpn: Vec<Vec<u8>>,
-    versions: Vec<ProtocolVersion>,
-    limits: Limits,
-    provider: Option<Arc<CryptoProvider>>,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) client_ca_files: Vec<PathBuf>,
+    pub(crate) client_ca_certs: Vec<CertificateDer<'static>>,
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) versions: Vec<ProtocolVersion>,
+    pub(crate) limits: Limits,
+    pub(crate) provider: Option<Arc<CryptoProvider>>,
+    pub(crate) engine: EngineKind,
 }
 
 impl ServerConfigBuilder {
@@ -456,6 +596,12 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Builds sessions on this engine (default: rustls).
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// Builds the configuration.
     ///
     /// # Errors
@@ -463,6 +609,22 @@ impl ServerConfigBuilder {
     /// [`Error::Config`] naming the file or option at fault: no certificate given, an
     /// unreadable PEM file, a key that does not match the certificate.
     pub fn build(self) -> Result<ServerConfig, Error> {
+        match self.engine {
+            EngineKind::Rustls => self.build_rustls(),
+            #[cfg(feature = "openssl")]
+            EngineKind::Openssl => {
+                let limits = self.limits;
+                Ok(
+                    ServerConfig::from_openssl(crate::config_openssl::server_context(self)?)
+                        .with_limits(limits),
+                )
+            }
+            #[cfg(not(feature = "openssl"))]
+            EngineKind::Openssl => Err(openssl_missing()),
+        }
+    }
+
+    fn build_rustls(self) -> Result<ServerConfig, Error> {
         let provider = match self.provider {
             Some(p) => p,
             None => default_provider()?,
@@ -501,7 +663,7 @@ impl ServerConfigBuilder {
         })?;
         config.alpn_protocols = self.alpn;
         Ok(ServerConfig {
-            inner: Arc::new(config),
+            inner: ServerInner::Rustls(Arc::new(config)),
             limits: self.limits,
         })
     }

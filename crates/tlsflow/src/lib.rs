@@ -159,6 +159,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+#[cfg(feature = "openssl")]
+mod config_openssl;
 mod driver;
 pub mod engine;
 mod error;
@@ -176,7 +178,7 @@ pub mod testing;
 
 pub use config::{
     load_certs, load_private_key, parse_certs, parse_private_key, ClientConfig,
-    ClientConfigBuilder, ServerConfig, ServerConfigBuilder,
+    ClientConfigBuilder, EngineKind, ServerConfig, ServerConfigBuilder,
 };
 pub use engine::{Engine, ProtocolVersion, RustlsEngine};
 pub use error::Error;

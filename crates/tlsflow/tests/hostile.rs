@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tlsflow::testing::{run_pair, self_signed_configs, HostileTransport, Hostility, Rng, Scenario};
+use tlsflow::testing::{
+    engine_pairs, run_pair, self_signed_configs_on, HostileTransport, Hostility, Rng, Scenario,
+};
 use tlsflow::{ClientConfig, Limits, ServerConfig};
 
 fn schedules() -> u64 {
@@ -91,7 +93,11 @@ fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u
 
 #[test]
 fn hostile_schedules_deliver_every_byte() {
-    let (client, server) = self_signed_configs(Limits::default()).unwrap();
+    // Seeds rotate over the engine pairs: each engine against itself and the other.
+    let pairs: Vec<(ClientConfig, ServerConfig)> = engine_pairs()
+        .into_iter()
+        .map(|(c, s)| self_signed_configs_on(c, s, Limits::default()).unwrap())
+        .collect();
     let total = schedules();
     let next = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -104,7 +110,8 @@ fn hostile_schedules_deliver_every_byte() {
                 if seed >= total || failures.load(Ordering::Relaxed) > 0 {
                     break;
                 }
-                match run_seed(seed, &client, &server) {
+                let (client, server) = &pairs[seed as usize % pairs.len()];
+                match run_seed(seed, client, server) {
                     Ok(n) => {
                         bytes.fetch_add(n, Ordering::Relaxed);
                     }
@@ -117,7 +124,8 @@ fn hostile_schedules_deliver_every_byte() {
         }
     });
     eprintln!(
-        "hostile: {total} schedules, {} bytes of plaintext delivered, in {:.1?}",
+        "hostile: {total} schedules over {} engine pairs, {} bytes of plaintext delivered, in {:.1?}",
+        pairs.len(),
         bytes.load(Ordering::Relaxed),
         started.elapsed()
     );
@@ -137,7 +145,9 @@ fn replay() {
     else {
         return;
     };
-    let (client, server) = self_signed_configs(Limits::default()).unwrap();
-    eprintln!("plan: {:?}", plan(seed));
+    let pairs = engine_pairs();
+    let (c, s) = pairs[seed as usize % pairs.len()];
+    let (client, server) = self_signed_configs_on(c, s, Limits::default()).unwrap();
+    eprintln!("engines {c} -> {s}, plan: {:?}", plan(seed));
     run_seed(seed, &client, &server).unwrap();
 }

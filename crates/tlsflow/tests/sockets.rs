@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
-use tlsflow::testing::{self_signed_configs, Rng};
-use tlsflow::{Limits, TlsStream};
+use tlsflow::testing::{engine_pairs, self_signed_configs_on, Rng};
+use tlsflow::{EngineKind, Limits, TlsStream};
 
 fn size() -> usize {
     let mib = std::env::var("TLSFLOW_SOCKET_MIB")
@@ -124,8 +124,15 @@ fn run_nonblocking(mut tls: TlsStream<TcpStream>, outgoing: &[u8], seed: u64) ->
 
 #[test]
 fn nonblocking_small_buffers_both_ways() {
+    for (client_engine, server_engine) in engine_pairs() {
+        nonblocking_small_buffers_both_ways_on(client_engine, server_engine);
+    }
+}
+
+fn nonblocking_small_buffers_both_ways_on(client_engine: EngineKind, server_engine: EngineKind) {
     let size = size();
-    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (client_config, server_config) =
+        self_signed_configs_on(client_engine, server_engine, Limits::default()).unwrap();
     let (client_tcp, server_tcp) = tcp_pair();
     client_tcp.set_nonblocking(true).unwrap();
     server_tcp.set_nonblocking(true).unwrap();
@@ -144,7 +151,7 @@ fn nonblocking_small_buffers_both_ways() {
         (server.join().unwrap(), client.join().unwrap())
     });
     eprintln!(
-        "nonblocking: {size} bytes each way in {:.2?}",
+        "{client_engine} -> {server_engine}: nonblocking: {size} bytes each way in {:.2?}",
         started.elapsed()
     );
     assert_eq!(from_client.received, size);
@@ -193,8 +200,18 @@ fn receive_blocking(tls: &mut TlsStream<TcpStream>, len: usize, seed: u64) -> [u
 
 #[test]
 fn blocking_small_buffers_each_way_in_turn() {
+    for (client_engine, server_engine) in engine_pairs() {
+        blocking_small_buffers_each_way_in_turn_on(client_engine, server_engine);
+    }
+}
+
+fn blocking_small_buffers_each_way_in_turn_on(
+    client_engine: EngineKind,
+    server_engine: EngineKind,
+) {
     let size = size();
-    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (client_config, server_config) =
+        self_signed_configs_on(client_engine, server_engine, Limits::default()).unwrap();
     let (client_tcp, server_tcp) = tcp_pair();
     for tcp in [&client_tcp, &server_tcp] {
         tcp.set_read_timeout(Some(Duration::from_secs(120)))
@@ -229,7 +246,7 @@ fn blocking_small_buffers_each_way_in_turn() {
         assert_eq!(server_sha, <[u8; 32]>::from(Sha256::digest(&to_server)));
     });
     eprintln!(
-        "blocking: {size} bytes each way in {:.2?}",
+        "{client_engine} -> {server_engine}: blocking: {size} bytes each way in {:.2?}",
         started.elapsed()
     );
 }

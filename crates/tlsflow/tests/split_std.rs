@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
-use tlsflow::testing::{self_signed_configs, Rng};
-use tlsflow::{Limits, State, TlsStream};
+use tlsflow::testing::{engine_pairs, self_signed_configs, self_signed_configs_on, Rng};
+use tlsflow::{EngineKind, Limits, State, TlsStream};
 
 fn size() -> usize {
     std::env::var("TLSFLOW_SOCKET_MIB")
@@ -96,8 +96,18 @@ fn duplex(tls: TlsStream<TcpStream>, seed: u64, size: usize) -> ([u8; 32], [u8; 
 
 #[test]
 fn both_peers_write_first_through_split_halves() {
+    for (client_engine, server_engine) in engine_pairs() {
+        both_peers_write_first_through_split_halves_on(client_engine, server_engine);
+    }
+}
+
+fn both_peers_write_first_through_split_halves_on(
+    client_engine: EngineKind,
+    server_engine: EngineKind,
+) {
     let size = size();
-    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (client_config, server_config) =
+        self_signed_configs_on(client_engine, server_engine, Limits::default()).unwrap();
     let (c, s) = tcp_pair();
     let started = Instant::now();
     let server = thread::spawn(move || {
@@ -113,7 +123,7 @@ fn both_peers_write_first_through_split_halves() {
     assert_eq!(server_sent, client_got, "server to client corrupted");
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "std split duplex: {size} bytes each way in {secs:.2} s, {:.1} MB/s aggregate",
+        "{client_engine} -> {server_engine}: std split duplex: {size} bytes each way in {secs:.2} s, {:.1} MB/s aggregate",
         2.0 * size as f64 / secs / 1e6
     );
 }

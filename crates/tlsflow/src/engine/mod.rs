@@ -6,8 +6,12 @@
 //! drivers move them. Engines are values: build one (for example with
 //! [`RustlsEngine::client`]) and hand it to a session or stream.
 
+#[cfg(feature = "openssl")]
+mod openssl;
 pub(crate) mod rustls;
 
+#[cfg(feature = "openssl")]
+pub use self::openssl::OpensslEngine;
 pub use self::rustls::RustlsEngine;
 
 use crate::Error;

@@ -469,6 +469,8 @@ impl Session {
             match self.engine.read_plaintext(buf) {
                 Ok(PlainRead::Data(n)) => {
                     self.counters.plaintext_delivered += n as u64;
+                    // Some engines answer post-handshake messages while decrypting.
+                    self.collect_output();
                     if self.inbox.len() > 0 {
                         // Room was made: let the engine take what waits in the inbox.
                         self.pump_input()?;
@@ -476,10 +478,11 @@ impl Session {
                     return Ok(ReadOutcome::Data(n));
                 }
                 Ok(PlainRead::Closed) => {
+                    self.collect_output();
                     self.update_state();
                     return Ok(ReadOutcome::Closed);
                 }
-                Ok(PlainRead::Empty) => {}
+                Ok(PlainRead::Empty) => self.collect_output(),
                 Err(Error::Truncated) if self.lenient_eof => return Ok(ReadOutcome::Closed),
                 Err(Error::Truncated) => {
                     // Sticky for reading only: the write side may still be used.

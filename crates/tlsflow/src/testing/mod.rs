@@ -26,7 +26,7 @@ pub use async_scheduler::{TokioPeer, TokioSplitPeer};
 pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
 pub use transport::{HostileTransport, Hostility};
 
-use crate::{ClientConfig, Error, Limits, SelfSigned, ServerConfig, TlsStream};
+use crate::{ClientConfig, EngineKind, Error, Limits, SelfSigned, ServerConfig, TlsStream};
 
 /// A small, fast, seedable random number generator (SplitMix64), so schedules replay exactly.
 #[derive(Debug, Clone)]
@@ -92,16 +92,45 @@ impl Rng {
 ///
 /// Only if certificate generation fails.
 pub fn self_signed_configs(limits: Limits) -> Result<(ClientConfig, ServerConfig), Error> {
+    self_signed_configs_on(EngineKind::Rustls, EngineKind::Rustls, limits)
+}
+
+/// Like [`self_signed_configs`], with the client and the server on the given engines.
+///
+/// # Errors
+///
+/// If certificate generation fails, or an engine is not compiled in.
+pub fn self_signed_configs_on(
+    client_engine: EngineKind,
+    server_engine: EngineKind,
+    limits: Limits,
+) -> Result<(ClientConfig, ServerConfig), Error> {
     let cert = SelfSigned::generate(&["localhost"])?;
     let server = ServerConfig::builder()
         .self_signed(&cert)
         .limits(limits)
+        .engine(server_engine)
         .build()?;
     let client = ClientConfig::builder()
         .ca_certificate(cert.cert_der())
         .limits(limits)
+        .engine(client_engine)
         .build()?;
     Ok((client, server))
+}
+
+/// The engine pairs (client, server) compiled into this build: every engine against itself
+/// and, with OpenSSL, each against the other.
+pub fn engine_pairs() -> Vec<(EngineKind, EngineKind)> {
+    let mut pairs = vec![(EngineKind::Rustls, EngineKind::Rustls)];
+    if cfg!(feature = "openssl") {
+        pairs.extend([
+            (EngineKind::Openssl, EngineKind::Openssl),
+            (EngineKind::Rustls, EngineKind::Openssl),
+            (EngineKind::Openssl, EngineKind::Rustls),
+        ]);
+    }
+    pairs
 }
 
 /// A client and a server stream over a fresh hostile transport pair, with a self-signed

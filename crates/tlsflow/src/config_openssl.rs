@@ -1,0 +1,225 @@
+//! The builders' options applied to OpenSSL contexts, for the OpenSSL engine.
+
+use std::path::Path;
+
+use openssl::pkey::PKey;
+use openssl::ssl::{
+    AlpnError, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslOptions, SslVerifyMode,
+    SslVersion,
+};
+use openssl::x509::X509;
+
+use crate::config::{ClientConfigBuilder, Identity, ServerConfigBuilder};
+use crate::{Error, ProtocolVersion};
+
+fn context(method: SslMethod, what: &str) -> Result<SslContextBuilder, Error> {
+    let mut builder = SslContext::builder(method)
+        .map_err(|e| Error::config(format!("cannot create an OpenSSL {what} context: {e}")))?;
+    // Renegotiation is the one case where a write waits for a read: refuse it.
+    builder.set_options(SslOptions::NO_RENEGOTIATION);
+    Ok(builder)
+}
+
+fn versions(builder: &mut SslContextBuilder, list: &[ProtocolVersion]) -> Result<(), Error> {
+    let code = |v: &ProtocolVersion| {
+        match v {
+        ProtocolVersion::Tls12 => Ok(SslVersion::TLS1_2),
+        ProtocolVersion::Tls13 => Ok(SslVersion::TLS1_3),
+        ProtocolVersion::Other(c) => Err(Error::config(format!(
+            "protocol version 0x{c:04x} is not offered by the builder; configure an OpenSSL context directly"
+        ))),
+    }
+    };
+    let (min, max) = if list.is_empty() {
+        (SslVersion::TLS1_2, SslVersion::TLS1_3)
+    } else {
+        let mut codes = list.iter().map(code).collect::<Result<Vec<_>, _>>()?;
+        codes.sort_by_key(|v| if *v == SslVersion::TLS1_3 { 1 } else { 0 });
+        (codes[0], codes[codes.len() - 1])
+    };
+    builder
+        .set_min_proto_version(Some(min))
+        .and_then(|()| builder.set_max_proto_version(Some(max)))
+        .map_err(|e| Error::config(format!("cannot set protocol versions: {e}")))
+}
+
+/// ALPN protocols in wire format: each prefixed by its length.
+fn alpn_wire(protocols: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+    let mut wire = Vec::new();
+    for p in protocols {
+        let len = u8::try_from(p.len())
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or_else(|| Error::config("an ALPN protocol name must be 1 to 255 bytes"))?;
+        wire.push(len);
+        wire.extend_from_slice(p);
+    }
+    Ok(wire)
+}
+
+fn add_ca_file(builder: &mut SslContextBuilder, path: &Path) -> Result<(), Error> {
+    // Read it ourselves first: OpenSSL's own message does not name the file.
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read certificates from {}: {e}",
+            path.display()
+        ))
+    })?;
+    let certs = X509::stack_from_pem(&pem).map_err(|e| {
+        Error::config(format!(
+            "cannot parse certificates in {}: {e}",
+            path.display()
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "no certificate found in {}",
+            path.display()
+        )));
+    }
+    for cert in certs {
+        builder.cert_store_mut().add_cert(cert).map_err(|e| {
+            Error::config(format!(
+                "unusable CA certificate in {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn add_ca_der(builder: &mut SslContextBuilder, der: &[u8]) -> Result<(), Error> {
+    let cert =
+        X509::from_der(der).map_err(|e| Error::config(format!("unusable CA certificate: {e}")))?;
+    builder
+        .cert_store_mut()
+        .add_cert(cert)
+        .map_err(|e| Error::config(format!("unusable CA certificate: {e}")))
+}
+
+fn set_identity(
+    builder: &mut SslContextBuilder,
+    identity: Identity,
+    role: &str,
+) -> Result<(), Error> {
+    let origin = identity.describe();
+    match identity {
+        Identity::Files { cert, key } => {
+            // Parse through the shared loaders so errors read the same on both engines.
+            crate::config::load_certs(&cert)?;
+            crate::config::load_private_key(&key)?;
+            builder
+                .set_certificate_chain_file(&cert)
+                .map_err(|e| Error::config(format!("cannot load {}: {e}", cert.display())))?;
+            builder
+                .set_private_key_file(&key, SslFiletype::PEM)
+                .map_err(|e| Error::config(format!("cannot load {}: {e}", key.display())))?;
+        }
+        Identity::Der(chain, key) => {
+            let mut certs = chain.iter();
+            let leaf = certs
+                .next()
+                .ok_or_else(|| Error::config(format!("the {role} certificate chain is empty")))?;
+            let leaf = X509::from_der(leaf)
+                .map_err(|e| Error::config(format!("unusable {role} certificate: {e}")))?;
+            builder
+                .set_certificate(&leaf)
+                .map_err(|e| Error::config(format!("unusable {role} certificate: {e}")))?;
+            for extra in certs {
+                let extra = X509::from_der(extra).map_err(|e| {
+                    Error::config(format!("unusable certificate in the {role} chain: {e}"))
+                })?;
+                builder.add_extra_chain_cert(extra).map_err(|e| {
+                    Error::config(format!("unusable certificate in the {role} chain: {e}"))
+                })?;
+            }
+            let key = PKey::private_key_from_der(key.secret_der())
+                .map_err(|e| Error::config(format!("unusable {role} private key: {e}")))?;
+            builder
+                .set_private_key(&key)
+                .map_err(|e| Error::config(format!("unusable {role} private key: {e}")))?;
+        }
+    }
+    builder
+        .check_private_key()
+        .map_err(|e| Error::config(format!("unusable {role} certificate or key{origin}: the key does not match the certificate ({e})")))
+}
+
+/// The server's most preferred protocol that the client offered, as a slice of the
+/// client's list (both in wire format).
+fn select_alpn<'a>(server: &[u8], offered: &'a [u8]) -> Option<&'a [u8]> {
+    let entries = |mut wire: &'a [u8]| {
+        std::iter::from_fn(move || {
+            let (&len, rest) = wire.split_first()?;
+            let (name, rest) = rest.split_at_checked(usize::from(len))?;
+            wire = rest;
+            Some(name)
+        })
+    };
+    let mut server_wire = server;
+    while let Some((&len, rest)) = server_wire.split_first() {
+        let (wanted, rest) = rest.split_at_checked(usize::from(len))?;
+        server_wire = rest;
+        if let Some(found) = entries(offered).find(|name| *name == wanted) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// An OpenSSL client context from the builder's options.
+pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext, Error> {
+    let mut builder = context(SslMethod::tls_client(), "client")?;
+    versions(&mut builder, &options.versions)?;
+    if options.no_verify {
+        builder.set_verify(SslVerifyMode::NONE);
+    } else {
+        builder.set_verify(SslVerifyMode::PEER);
+        for path in &options.ca_files {
+            add_ca_file(&mut builder, path)?;
+        }
+        for der in &options.ca_certs {
+            add_ca_der(&mut builder, der)?;
+        }
+        if options.system_roots || (options.ca_files.is_empty() && options.ca_certs.is_empty()) {
+            builder.set_default_verify_paths().map_err(|e| {
+                Error::config(format!("cannot load the system's trusted roots: {e}"))
+            })?;
+        }
+    }
+    if let Some(identity) = options.identity {
+        set_identity(&mut builder, identity, "client")?;
+    }
+    if !options.alpn.is_empty() {
+        builder
+            .set_alpn_protos(&alpn_wire(&options.alpn)?)
+            .map_err(|e| Error::config(format!("cannot set ALPN protocols: {e}")))?;
+    }
+    Ok(builder.build())
+}
+
+/// An OpenSSL server context from the builder's options.
+pub(crate) fn server_context(options: ServerConfigBuilder) -> Result<SslContext, Error> {
+    let mut builder = context(SslMethod::tls_server(), "server")?;
+    versions(&mut builder, &options.versions)?;
+    let identity = options.identity.ok_or_else(|| {
+        Error::config("a server needs a certificate and key (or a self-signed certificate)")
+    })?;
+    set_identity(&mut builder, identity, "server")?;
+    if !options.client_ca_files.is_empty() || !options.client_ca_certs.is_empty() {
+        builder.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+        for path in &options.client_ca_files {
+            add_ca_file(&mut builder, path)?;
+        }
+        for der in &options.client_ca_certs {
+            add_ca_der(&mut builder, der)?;
+        }
+    }
+    if !options.alpn.is_empty() {
+        let wire = alpn_wire(&options.alpn)?;
+        builder.set_alpn_select_callback(move |_, offered| {
+            select_alpn(&wire, offered).ok_or(AlpnError::NOACK)
+        });
+    }
+    Ok(builder.build())
+}

@@ -1,0 +1,356 @@
+//! The OpenSSL engine: an `SSL` object on memory buffers, the Asio model done right.
+//!
+//! OpenSSL reads ciphertext from, and writes ciphertext to, an in-memory transport
+//! ([`MemoryIo`]) that never blocks writes and answers reads with `WouldBlock` when empty. It
+//! never sees a socket, and no task context or raw pointer is handed into it. OpenSSL's own
+//! retry rules stay inside: writes into memory always complete, so `SSL_write` accepts
+//! everything it is given (in whole records) or fails; renegotiation, the one case where a
+//! write would have to wait for a read, is disabled.
+
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+
+use openssl::ssl::{ErrorCode, NameType, ShutdownState, Ssl, SslContext, SslStream, SslVersion};
+use openssl::x509::X509VerifyResult;
+
+use super::{Engine, PlainRead, ProtocolVersion};
+use crate::Error;
+
+/// Undecrypted ciphertext the engine holds at most: two full records.
+const INCOMING_LIMIT: usize = 2 * (16 * 1024 + 2048 + 5);
+
+/// The memory "socket" OpenSSL talks to.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryIo {
+    incoming: Vec<u8>,
+    start: usize,
+    outgoing: Vec<u8>,
+    eof: bool,
+}
+
+impl MemoryIo {
+    fn buffered(&self) -> usize {
+        self.incoming.len() - self.start
+    }
+}
+
+impl Read for MemoryIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.incoming[self.start..];
+        if rest.is_empty() {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.start += n;
+        if self.start == self.incoming.len() {
+            self.incoming.clear();
+            self.start = 0;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for MemoryIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.outgoing.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A TLS engine backed by an OpenSSL `SSL` object on memory buffers.
+pub struct OpensslEngine {
+    stream: SslStream<MemoryIo>,
+    client: bool,
+    handshaking: bool,
+    peer_closed: bool,
+    server_name: Option<String>,
+}
+
+impl std::fmt::Debug for OpensslEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpensslEngine")
+            .field("client", &self.client)
+            .field("handshaking", &self.handshaking)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpensslEngine {
+    /// A client engine from `context`, verifying the server as `server_name` (a DNS name,
+    /// also sent as SNI, or an IP address) when the context verifies peers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when OpenSSL rejects the name or the context.
+    pub fn client(context: &SslContext, server_name: &str) -> Result<Self, Error> {
+        let mut ssl = Ssl::new(context)
+            .map_err(|e| Error::config(format!("cannot create an SSL object: {e}")))?;
+        ssl.set_connect_state();
+        let param = ssl.param_mut();
+        match server_name.parse::<IpAddr>() {
+            Ok(ip) => param.set_ip(ip),
+            Err(_) => param.set_host(server_name),
+        }
+        .map_err(|e| Error::config(format!("invalid server name {server_name:?}: {e}")))?;
+        if server_name.parse::<IpAddr>().is_err() {
+            ssl.set_hostname(server_name)
+                .map_err(|e| Error::config(format!("invalid server name {server_name:?}: {e}")))?;
+        }
+        let mut engine = OpensslEngine::wrap(ssl, true, Some(server_name.to_owned()))?;
+        // The client speaks first: produce the ClientHello now.
+        engine.drive_handshake()?;
+        Ok(engine)
+    }
+
+    /// A server engine from `context`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when OpenSSL rejects the context.
+    pub fn server(context: &SslContext) -> Result<Self, Error> {
+        let mut ssl = Ssl::new(context)
+            .map_err(|e| Error::config(format!("cannot create an SSL object: {e}")))?;
+        ssl.set_accept_state();
+        OpensslEngine::wrap(ssl, false, None)
+    }
+
+    fn wrap(ssl: Ssl, client: bool, server_name: Option<String>) -> Result<Self, Error> {
+        let stream = SslStream::new(ssl, MemoryIo::default())
+            .map_err(|e| Error::config(format!("cannot set up OpenSSL: {e}")))?;
+        Ok(OpensslEngine {
+            stream,
+            client,
+            handshaking: true,
+            peer_closed: false,
+            server_name,
+        })
+    }
+
+    fn drive_handshake(&mut self) -> Result<(), Error> {
+        match self.stream.do_handshake() {
+            Ok(()) => {
+                self.handshaking = false;
+                Ok(())
+            }
+            Err(e) if e.code() == ErrorCode::WANT_READ => Ok(()),
+            Err(e) => Err(self.map_error(&e)),
+        }
+    }
+
+    /// Translates an OpenSSL failure, naming the certificate problem or the peer's alert
+    /// when there is one.
+    fn map_error(&self, err: &openssl::ssl::Error) -> Error {
+        let verify = self.stream.ssl().verify_result();
+        if verify != X509VerifyResult::OK {
+            return Error::Certificate {
+                reason: format!(
+                    "{} (OpenSSL verify error {})",
+                    verify.error_string(),
+                    verify.as_raw()
+                ),
+            };
+        }
+        let reasons: Vec<String> = err
+            .ssl_error()
+            .map(|stack| {
+                stack
+                    .errors()
+                    .iter()
+                    .filter_map(|e| e.reason().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for reason in &reasons {
+            if let Some(alert) = reason.split("alert ").nth(1) {
+                if reason.contains("alert ")
+                    && (reason.starts_with("ssl") || reason.starts_with("tls"))
+                {
+                    return Error::PeerAlert {
+                        alert: alert.trim().replace(' ', "_"),
+                    };
+                }
+            }
+        }
+        if reasons.iter().any(|r| r.contains("unexpected eof")) {
+            return if self.handshaking {
+                Error::HandshakeEof
+            } else {
+                Error::Truncated
+            };
+        }
+        if reasons.is_empty() {
+            Error::protocol(err.to_string())
+        } else {
+            Error::protocol(reasons.join("; "))
+        }
+    }
+}
+
+impl Engine for OpensslEngine {
+    fn is_handshaking(&self) -> bool {
+        self.handshaking
+    }
+
+    fn feed_ciphertext(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let io = self.stream.get_mut();
+        let room = INCOMING_LIMIT.saturating_sub(io.buffered());
+        let taken = data.len().min(room);
+        if taken == 0 || self.peer_closed {
+            return Ok(0);
+        }
+        io.incoming.extend_from_slice(&data[..taken]);
+        if self.handshaking {
+            self.drive_handshake()?;
+        }
+        Ok(taken)
+    }
+
+    fn feed_eof(&mut self) {
+        self.stream.get_mut().eof = true;
+    }
+
+    fn read_plaintext(&mut self, buf: &mut [u8]) -> Result<PlainRead, Error> {
+        if self.peer_closed {
+            return Ok(PlainRead::Closed);
+        }
+        match self.stream.ssl_read(buf) {
+            Ok(n) => Ok(PlainRead::Data(n)),
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
+                self.peer_closed = true;
+                Ok(PlainRead::Closed)
+            }
+            Err(e) if e.code() == ErrorCode::WANT_READ => {
+                if self.stream.get_ref().eof {
+                    Err(Error::Truncated)
+                } else {
+                    Ok(PlainRead::Empty)
+                }
+            }
+            Err(e) => {
+                if self.stream.get_shutdown().contains(ShutdownState::RECEIVED) {
+                    self.peer_closed = true;
+                    return Ok(PlainRead::Closed);
+                }
+                if self.stream.get_ref().eof && e.ssl_error().is_none() {
+                    return Err(Error::Truncated);
+                }
+                Err(self.map_error(&e))
+            }
+        }
+    }
+
+    fn plaintext_pending(&self) -> usize {
+        self.stream.ssl().pending()
+    }
+
+    fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error> {
+        match self.stream.ssl_write(data) {
+            Ok(n) => Ok(n),
+            // Only renegotiation could make a write wait for a read, and it is disabled;
+            // should it happen anyway, nothing was accepted.
+            Err(e) if e.code() == ErrorCode::WANT_READ => Ok(0),
+            Err(e) => Err(self.map_error(&e)),
+        }
+    }
+
+    fn take_ciphertext(&mut self, out: &mut Vec<u8>) {
+        let io = self.stream.get_mut();
+        if out.is_empty() {
+            std::mem::swap(out, &mut io.outgoing);
+        } else {
+            out.append(&mut io.outgoing);
+        }
+    }
+
+    fn has_ciphertext(&self) -> bool {
+        !self.stream.get_ref().outgoing.is_empty()
+    }
+
+    fn send_close_notify(&mut self) {
+        // Queues close_notify into the memory transport; the answer does not matter here.
+        let _ = self.stream.shutdown();
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        Err(Error::config(
+            "key updates are not available on the OpenSSL engine (the openssl crate has no SSL_key_update)",
+        ))
+    }
+
+    fn protocol_version(&self) -> Option<ProtocolVersion> {
+        if self.handshaking {
+            return None;
+        }
+        self.stream.ssl().version2().map(|v| {
+            if v == SslVersion::TLS1_3 {
+                ProtocolVersion::Tls13
+            } else if v == SslVersion::TLS1_2 {
+                ProtocolVersion::Tls12
+            } else {
+                ProtocolVersion::Other(0)
+            }
+        })
+    }
+
+    fn cipher_suite(&self) -> Option<String> {
+        if self.handshaking {
+            return None;
+        }
+        self.stream
+            .ssl()
+            .current_cipher()
+            .map(|c| c.standard_name().unwrap_or(c.name()).to_owned())
+    }
+
+    fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.stream
+            .ssl()
+            .selected_alpn_protocol()
+            .map(<[u8]>::to_vec)
+    }
+
+    fn server_name(&self) -> Option<String> {
+        if self.client {
+            self.server_name.clone()
+        } else {
+            self.stream
+                .ssl()
+                .servername(NameType::HOST_NAME)
+                .map(str::to_owned)
+        }
+    }
+
+    fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        let ssl = self.stream.ssl();
+        let mut chain = Vec::new();
+        if !self.client {
+            // A server's view of the peer chain leaves out the client's own certificate.
+            chain.extend(ssl.peer_certificate().and_then(|c| c.to_der().ok()));
+        }
+        if let Some(stack) = ssl.peer_cert_chain() {
+            chain.extend(stack.iter().filter_map(|c| c.to_der().ok()));
+        }
+        if chain.is_empty() {
+            None
+        } else {
+            Some(chain)
+        }
+    }
+
+    fn is_client(&self) -> bool {
+        self.client
+    }
+}
