@@ -3,7 +3,7 @@
 //! the reader checks every byte by SHA-256.
 //!
 //! ```text
-//! cargo run --release --example transfer -- [--size 1GiB] [--write-size 64KiB]
+//! cargo run --release --example transfer -- [--size 1GiB] [--write-size 64KiB] [--engine rustls|openssl]
 //! ```
 //!
 //! The last line is `intact: <bytes> bytes, sha256 <hex>, <rate> MB/s` when the receiver's
@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
-use tlsflow::{ClientConfig, SelfSigned, ServerConfig, TlsStream};
+use tlsflow::{ClientConfig, EngineKind, SelfSigned, ServerConfig, TlsStream};
 
 mod common;
 use common::{hex, parse_size, Payload};
@@ -27,18 +27,25 @@ use common::{hex, parse_size, Payload};
 struct Options {
     size: u64,
     write_size: usize,
+    engine: EngineKind,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         size: 1 << 30,
         write_size: 64 * 1024,
+        engine: EngineKind::Rustls,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--size" => options.size = parse_size(&value("--size")?)?,
+            "--engine" => {
+                options.engine = value("--engine")?
+                    .parse()
+                    .map_err(|e: tlsflow::Error| e.to_string())?;
+            }
             "--write-size" => {
                 options.write_size = usize::try_from(parse_size(&value("--write-size")?)?)
                     .map_err(|_| "--write-size is too large".to_string())?
@@ -201,10 +208,12 @@ fn run(options: &Options) -> Result<String, String> {
     let cert = SelfSigned::generate(&["localhost"]).map_err(|e| e.to_string())?;
     let server_config = ServerConfig::builder()
         .self_signed(&cert)
+        .engine(options.engine)
         .build()
         .map_err(|e| e.to_string())?;
     let client_config = ClientConfig::builder()
         .ca_certificate(cert.cert_der())
+        .engine(options.engine)
         .build()
         .map_err(|e| e.to_string())?;
 

@@ -159,8 +159,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
-#[cfg(feature = "openssl")]
-mod config_openssl;
 mod driver;
 pub mod engine;
 mod error;

@@ -4,12 +4,11 @@ use std::path::Path;
 
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    AlpnError, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslOptions, SslVerifyMode,
-    SslVersion,
+    AlpnError, SslContext, SslContextBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
 
-use crate::config::{ClientConfigBuilder, Identity, ServerConfigBuilder};
+use super::{ClientConfigBuilder, Extras, Identity, ServerConfigBuilder};
 use crate::{Error, ProtocolVersion};
 
 fn context(method: SslMethod, what: &str) -> Result<SslContextBuilder, Error> {
@@ -41,6 +40,44 @@ fn versions(builder: &mut SslContextBuilder, list: &[ProtocolVersion]) -> Result
         .set_min_proto_version(Some(min))
         .and_then(|()| builder.set_max_proto_version(Some(max)))
         .map_err(|e| Error::config(format!("cannot set protocol versions: {e}")))
+}
+
+/// Cipher suites (by IANA name) and verify depth.
+fn apply_extras(builder: &mut SslContextBuilder, extras: &Extras) -> Result<(), Error> {
+    if let Some(depth) = extras.verify_depth {
+        builder.set_verify_depth(depth);
+    }
+    if extras.cipher_suites.is_empty() {
+        return Ok(());
+    }
+    let (mut tls13, mut tls12) = (Vec::new(), Vec::new());
+    for name in &extras.cipher_suites {
+        let iana = super::suite_name(name);
+        if iana.contains("_WITH_") {
+            let openssl_name = ::openssl::ssl::cipher_name(&iana);
+            if openssl_name == "(NONE)" {
+                return Err(Error::config(format!(
+                    "unknown or unsupported cipher suite {name:?}"
+                )));
+            }
+            tls12.push(openssl_name.to_owned());
+        } else {
+            tls13.push(iana);
+        }
+    }
+    // An empty list for one version disables that version's suites, as on rustls.
+    builder
+        .set_ciphersuites(&tls13.join(":"))
+        .map_err(|e| Error::config(format!("unsupported TLS 1.3 cipher suites {tls13:?}: {e}")))?;
+    if tls12.is_empty() {
+        // No TLS 1.2 suite means no TLS 1.2 (OpenSSL cannot take an empty list).
+        return builder
+            .set_min_proto_version(Some(SslVersion::TLS1_3))
+            .map_err(|e| Error::config(format!("cannot restrict to TLS 1.3: {e}")));
+    }
+    builder
+        .set_cipher_list(&tls12.join(":"))
+        .map_err(|e| Error::config(format!("unsupported TLS 1.2 cipher suites {tls12:?}: {e}")))
 }
 
 /// ALPN protocols in wire format: each prefixed by its length.
@@ -100,19 +137,22 @@ fn add_ca_der(builder: &mut SslContextBuilder, der: &[u8]) -> Result<(), Error> 
 fn set_identity(
     builder: &mut SslContextBuilder,
     identity: Identity,
+    password: Option<&str>,
     role: &str,
 ) -> Result<(), Error> {
     let origin = identity.describe();
     match identity {
         Identity::Files { cert, key } => {
             // Parse through the shared loaders so errors read the same on both engines.
-            crate::config::load_certs(&cert)?;
-            crate::config::load_private_key(&key)?;
+            super::load_certs(&cert)?;
+            let key_der = super::load_key_with(&key, password)?;
             builder
                 .set_certificate_chain_file(&cert)
                 .map_err(|e| Error::config(format!("cannot load {}: {e}", cert.display())))?;
+            let pkey = PKey::private_key_from_der(key_der.secret_der())
+                .map_err(|e| Error::config(format!("cannot load {}: {e}", key.display())))?;
             builder
-                .set_private_key_file(&key, SslFiletype::PEM)
+                .set_private_key(&pkey)
                 .map_err(|e| Error::config(format!("cannot load {}: {e}", key.display())))?;
         }
         Identity::Der(chain, key) => {
@@ -171,6 +211,7 @@ fn select_alpn<'a>(server: &[u8], offered: &'a [u8]) -> Option<&'a [u8]> {
 pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext, Error> {
     let mut builder = context(SslMethod::tls_client(), "client")?;
     versions(&mut builder, &options.versions)?;
+    apply_extras(&mut builder, &options.extras)?;
     if options.no_verify {
         builder.set_verify(SslVerifyMode::NONE);
     } else {
@@ -181,6 +222,11 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
         for der in &options.ca_certs {
             add_ca_der(&mut builder, der)?;
         }
+        for dir in &options.extras.ca_dirs {
+            for der in super::load_ca_dir(dir)? {
+                add_ca_der(&mut builder, &der)?;
+            }
+        }
         if options.system_roots || (options.ca_files.is_empty() && options.ca_certs.is_empty()) {
             builder.set_default_verify_paths().map_err(|e| {
                 Error::config(format!("cannot load the system's trusted roots: {e}"))
@@ -188,7 +234,12 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
         }
     }
     if let Some(identity) = options.identity {
-        set_identity(&mut builder, identity, "client")?;
+        set_identity(
+            &mut builder,
+            identity,
+            options.extras.key_password.as_deref(),
+            "client",
+        )?;
     }
     if !options.alpn.is_empty() {
         builder
@@ -202,12 +253,33 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
 pub(crate) fn server_context(options: ServerConfigBuilder) -> Result<SslContext, Error> {
     let mut builder = context(SslMethod::tls_server(), "server")?;
     versions(&mut builder, &options.versions)?;
+    apply_extras(&mut builder, &options.extras)?;
     let identity = options.identity.ok_or_else(|| {
         Error::config("a server needs a certificate and key (or a self-signed certificate)")
     })?;
-    set_identity(&mut builder, identity, "server")?;
-    if !options.client_ca_files.is_empty() || !options.client_ca_certs.is_empty() {
-        builder.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    set_identity(
+        &mut builder,
+        identity,
+        options.extras.key_password.as_deref(),
+        "server",
+    )?;
+    let wants_client_auth = !options.client_ca_files.is_empty()
+        || !options.client_ca_certs.is_empty()
+        || !options.extras.ca_dirs.is_empty();
+    if options.client_auth_optional && !wants_client_auth {
+        return Err(Error::config("client_auth_optional needs a client CA"));
+    }
+    if wants_client_auth {
+        for dir in &options.extras.ca_dirs {
+            for der in super::load_ca_dir(dir)? {
+                add_ca_der(&mut builder, &der)?;
+            }
+        }
+        builder.set_verify(if options.client_auth_optional {
+            SslVerifyMode::PEER
+        } else {
+            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT
+        });
         for path in &options.client_ca_files {
             add_ca_file(&mut builder, path)?;
         }

@@ -1,0 +1,321 @@
+//! Client configuration and its builder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
+
+use super::*;
+use crate::engine::RustlsEngine;
+use crate::session::{Limits, Session};
+use crate::{Error, ProtocolVersion, TlsStream};
+
+/// Configuration for TLS clients. Cheap to clone; share one across connections.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    inner: ClientInner,
+    limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+enum ClientInner {
+    Rustls(Arc<rustls::ClientConfig>),
+    #[cfg(feature = "openssl")]
+    Openssl(::openssl::ssl::SslContext),
+}
+
+impl ClientConfig {
+    /// A builder, verifying servers against the system's roots unless told otherwise.
+    pub fn builder() -> ClientConfigBuilder {
+        ClientConfigBuilder::default()
+    }
+
+    /// Wraps a rustls configuration as it is.
+    pub fn from_rustls(inner: Arc<rustls::ClientConfig>) -> Self {
+        ClientConfig {
+            inner: ClientInner::Rustls(inner),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Wraps an OpenSSL client context as it is, for everything OpenSSL offers beyond the
+    /// builder (password callbacks, verify callbacks, engines, legacy versions). Server
+    /// names are verified as given to [`connect`](Self::connect) when the context verifies
+    /// peers.
+    #[cfg(feature = "openssl")]
+    pub fn from_openssl(context: ::openssl::ssl::SslContext) -> Self {
+        ClientConfig {
+            inner: ClientInner::Openssl(context),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The rustls configuration inside, if this configuration uses rustls.
+    pub fn rustls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        match &self.inner {
+            ClientInner::Rustls(config) => Some(config),
+            #[cfg(feature = "openssl")]
+            ClientInner::Openssl(_) => None,
+        }
+    }
+
+    /// The engine this configuration builds sessions on.
+    pub fn engine(&self) -> EngineKind {
+        match &self.inner {
+            ClientInner::Rustls(_) => EngineKind::Rustls,
+            #[cfg(feature = "openssl")]
+            ClientInner::Openssl(_) => EngineKind::Openssl,
+        }
+    }
+
+    /// Sets the buffer limits of sessions made from this configuration.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A new client session for `server_name` (verified, and sent as SNI if a DNS name).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid server name.
+    pub fn session(&self, server_name: &str) -> Result<Session, Error> {
+        let engine: Box<dyn crate::Engine> = match &self.inner {
+            ClientInner::Rustls(config) => {
+                Box::new(RustlsEngine::client(config.clone(), server_name)?)
+            }
+            #[cfg(feature = "openssl")]
+            ClientInner::Openssl(context) => {
+                Box::new(crate::engine::OpensslEngine::client(context, server_name)?)
+            }
+        };
+        Ok(Session::new(engine, self.limits))
+    }
+
+    /// A client stream over `io`. No I/O happens here: the handshake runs on the first
+    /// operation or on [`TlsStream::handshake`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid server name.
+    pub fn connect<T>(&self, server_name: &str, io: T) -> Result<TlsStream<T>, Error> {
+        Ok(TlsStream::new(io, self.session(server_name)?))
+    }
+}
+
+/// Builds a [`ClientConfig`].
+#[derive(Default)]
+pub struct ClientConfigBuilder {
+    pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) ca_certs: Vec<CertificateDer<'static>>,
+    pub(crate) system_roots: bool,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) versions: Vec<ProtocolVersion>,
+    pub(crate) limits: Limits,
+    pub(crate) provider: Option<Arc<CryptoProvider>>,
+    pub(crate) no_verify: bool,
+    pub(crate) engine: EngineKind,
+    pub(crate) extras: Extras,
+}
+
+impl ClientConfigBuilder {
+    /// Trusts the certificates in a PEM file (may be given several times). When any trust
+    /// anchor is given, system roots are not used unless [`system_roots`](Self::system_roots)
+    /// is also called.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Trusts a DER certificate.
+    pub fn ca_certificate(mut self, der: impl Into<CertificateDer<'static>>) -> Self {
+        self.ca_certs.push(der.into());
+        self
+    }
+
+    /// Also trusts the operating system's roots.
+    pub fn system_roots(mut self) -> Self {
+        self.system_roots = true;
+        self
+    }
+
+    /// Presents this certificate chain and key to servers that ask (mutual TLS).
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.identity = Some(Identity::Files {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Presents this certificate chain and key (DER) to servers that ask (mutual TLS).
+    pub fn client_cert(
+        mut self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        self.identity = Some(Identity::Der(chain, key));
+        self
+    }
+
+    /// Offers these ALPN protocols, in order of preference.
+    pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
+        self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
+        self
+    }
+
+    /// Allows only these protocol versions (default: TLS 1.3 and TLS 1.2).
+    pub fn versions(mut self, versions: &[ProtocolVersion]) -> Self {
+        self.versions = versions.to_vec();
+        self
+    }
+
+    /// Sets the buffer limits of each session.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Uses this rustls crypto provider instead of the one chosen by features.
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// The password of a password-protected (encrypted PKCS#8 PEM) private key given by
+    /// file. Decrypting needs the `openssl` feature, on either engine.
+    pub fn key_password(mut self, password: impl Into<String>) -> Self {
+        self.extras.key_password = Some(password.into());
+        self
+    }
+
+    /// Allows only these cipher suites, by IANA name (`TLS_AES_128_GCM_SHA256`,
+    /// `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`, ...), for both TLS 1.3 and TLS 1.2.
+    pub fn cipher_suites<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+        self.extras.cipher_suites = names.iter().map(|n| n.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Limits the length of the peer's certificate chain (OpenSSL's verify depth: the
+    /// number of intermediates allowed). OpenSSL engine only; rustls refuses it at build.
+    pub fn verify_depth(mut self, depth: u32) -> Self {
+        self.extras.verify_depth = Some(depth);
+        self
+    }
+
+    /// Trusts every certificate in the files of a directory (PEM; any file names, such as
+    /// an `openssl rehash` directory).
+    pub fn ca_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.extras.ca_dirs.push(path.into());
+        self
+    }
+
+    /// Builds sessions on this engine (default: rustls).
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Accepts any server certificate for any name. The connection is encrypted but not
+    /// authenticated: anyone on the path can impersonate the server. For tests only.
+    pub fn dangerous_disable_verification(mut self) -> Self {
+        self.no_verify = true;
+        self
+    }
+
+    /// Builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the file or option at fault: an unreadable CA or key file,
+    /// no trust anchors at all, a client key that does not match its certificate.
+    pub fn build(self) -> Result<ClientConfig, Error> {
+        match self.engine {
+            EngineKind::Rustls => self.build_rustls(),
+            #[cfg(feature = "openssl")]
+            EngineKind::Openssl => {
+                let limits = self.limits;
+                Ok(
+                    ClientConfig::from_openssl(super::openssl::client_context(self)?)
+                        .with_limits(limits),
+                )
+            }
+            #[cfg(not(feature = "openssl"))]
+            EngineKind::Openssl => Err(openssl_missing()),
+        }
+    }
+
+    fn build_rustls(self) -> Result<ClientConfig, Error> {
+        if self.extras.verify_depth.is_some() {
+            return Err(Error::config(
+                "verify_depth is an OpenSSL option: use .engine(EngineKind::Openssl)",
+            ));
+        }
+        let mut provider = match self.provider {
+            Some(p) => (*p).clone(),
+            None => (*default_provider()?).clone(),
+        };
+        restrict_suites(&mut provider, &self.extras.cipher_suites)?;
+        let provider = Arc::new(provider);
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions(&self.versions)?)
+            .map_err(map_error)?;
+        let builder = if self.no_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
+        } else {
+            let mut roots = RootCertStore::empty();
+            for path in &self.ca_files {
+                for cert in load_certs(path)? {
+                    roots.add(cert).map_err(|e| {
+                        Error::config(format!(
+                            "unusable CA certificate in {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+            }
+            for dir in &self.extras.ca_dirs {
+                for cert in load_ca_dir(dir)? {
+                    roots.add(cert).map_err(|e| {
+                        Error::config(format!("unusable CA certificate in {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+            for cert in self.ca_certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::config(format!("unusable CA certificate: {e}")))?;
+            }
+            if self.system_roots || roots.is_empty() {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+            }
+            if roots.is_empty() {
+                return Err(Error::config(
+                    "no trusted roots: the system has none; give a CA file",
+                ));
+            }
+            builder.with_root_certificates(roots)
+        };
+        let mut config = match self.identity {
+            Some(identity) => {
+                let origin = identity.describe();
+                let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    Error::config(format!("unusable client certificate or key{origin}: {e}"))
+                })?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = self.alpn;
+        Ok(ClientConfig {
+            inner: ClientInner::Rustls(Arc::new(config)),
+            limits: self.limits,
+        })
+    }
+}

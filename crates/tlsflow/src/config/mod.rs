@@ -1,0 +1,360 @@
+//! Client and server configuration: thin builders over rustls's own configuration.
+//!
+//! Verification is on by default. The only way to turn it off is
+//! [`ClientConfigBuilder::dangerous_disable_verification`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::engine::rustls::map_error;
+use crate::engine::ProtocolVersion;
+use crate::Error;
+
+/// The crypto provider chosen by cargo features: aws-lc-rs if enabled, else ring, else the
+/// process-wide rustls default.
+pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, Error> {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    }
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    {
+        Ok(Arc::new(rustls::crypto::ring::default_provider()))
+    }
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    {
+        CryptoProvider::get_default().cloned().ok_or_else(|| {
+            Error::config(
+                "no crypto provider: enable the `aws-lc-rs` or `ring` feature, \
+                 or install a rustls default provider",
+            )
+        })
+    }
+}
+
+pub(crate) fn versions(
+    list: &[ProtocolVersion],
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, Error> {
+    if list.is_empty() {
+        return Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]);
+    }
+    list.iter()
+        .map(|v| match v {
+            ProtocolVersion::Tls13 => Ok(&rustls::version::TLS13),
+            ProtocolVersion::Tls12 => Ok(&rustls::version::TLS12),
+            ProtocolVersion::Other(code) => Err(Error::config(format!(
+                "protocol version 0x{code:04x} is not supported by the rustls engine"
+            ))),
+        })
+        .collect()
+}
+
+/// Reads every certificate in a PEM file; an empty or unreadable file is an error naming it.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read certificates from {}: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "no certificate found in {}",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Reads the first certificates in PEM text.
+pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(format!("cannot parse PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::config("no certificate found in the PEM text"));
+    }
+    Ok(certs)
+}
+
+/// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read a private key from {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Reads a private key from PEM text.
+pub fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| Error::config(format!("cannot parse the PEM private key: {e}")))
+}
+
+/// Which TLS engine a configuration builds sessions on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// rustls 0.23 (the default).
+    #[default]
+    Rustls,
+    /// OpenSSL 3 on memory buffers (cargo feature `openssl`).
+    Openssl,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = Error;
+
+    /// `rustls` or `openssl`.
+    fn from_str(name: &str) -> Result<Self, Error> {
+        match name {
+            "rustls" => Ok(EngineKind::Rustls),
+            "openssl" => Ok(EngineKind::Openssl),
+            other => Err(Error::config(format!(
+                "unknown engine {other:?}: use rustls or openssl"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineKind::Rustls => "rustls",
+            EngineKind::Openssl => "openssl",
+        })
+    }
+}
+
+mod client;
+#[cfg(feature = "openssl")]
+pub(crate) mod openssl;
+mod server;
+
+pub use client::{ClientConfig, ClientConfigBuilder};
+pub use server::{ServerConfig, ServerConfigBuilder};
+
+#[cfg(not(feature = "openssl"))]
+fn openssl_missing() -> Error {
+    Error::config("the OpenSSL engine needs tlsflow's `openssl` cargo feature")
+}
+
+pub(crate) enum Identity {
+    Files { cert: PathBuf, key: PathBuf },
+    Der(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+}
+
+impl Identity {
+    /// Where the identity came from, for error messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Identity::Files { cert, key } => {
+                format!(" ({} with {})", cert.display(), key.display())
+            }
+            Identity::Der(..) => String::new(),
+        }
+    }
+
+    /// The chain and key, decrypting the key with `password` when it is protected.
+    pub(crate) fn load(
+        self,
+        password: Option<&str>,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+        match self {
+            Identity::Files { cert, key } => {
+                Ok((load_certs(&cert)?, load_key_with(&key, password)?))
+            }
+            Identity::Der(chain, key) => Ok((chain, key)),
+        }
+    }
+}
+
+/// Reads a private key from a PEM file, decrypting a password-protected (encrypted PKCS#8)
+/// key with `password`.
+pub(crate) fn load_key_with(
+    path: &Path,
+    password: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, Error> {
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read a private key from {}: {e}",
+            path.display()
+        ))
+    })?;
+    let encrypted = pem.windows(9).any(|w| w == b"ENCRYPTED");
+    match (encrypted, password) {
+        (false, _) => PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+            Error::config(format!(
+                "cannot read a private key from {}: {e}",
+                path.display()
+            ))
+        }),
+        (true, None) => Err(Error::config(format!(
+            "the private key in {} is password-protected: give its password",
+            path.display()
+        ))),
+        (true, Some(password)) => decrypt_key(&pem, password, path),
+    }
+}
+
+#[cfg(feature = "openssl")]
+fn decrypt_key(pem: &[u8], password: &str, path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    let key = ::openssl::pkey::PKey::private_key_from_pem_passphrase(pem, password.as_bytes())
+        .map_err(|_| {
+            Error::config(format!(
+                "cannot decrypt the private key in {}: wrong password, or a damaged key",
+                path.display()
+            ))
+        })?;
+    let der = key.private_key_to_pkcs8().map_err(|e| {
+        Error::config(format!(
+            "cannot use the private key in {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(der.into()))
+}
+
+#[cfg(not(feature = "openssl"))]
+fn decrypt_key(_pem: &[u8], _password: &str, path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
+    Err(Error::config(format!(
+        "the private key in {} is password-protected; decrypting it needs tlsflow's `openssl` feature",
+        path.display()
+    )))
+}
+
+/// Reads every certificate in the files of a directory (PEM, any file name), as
+/// `openssl rehash` directories and `/etc/ssl/certs` hold them.
+pub(crate) fn load_ca_dir(dir: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::config(format!(
+            "cannot read the CA directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut certs = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
+        if let Ok(pem) = std::fs::read(&path) {
+            certs.extend(CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok));
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "no certificate found in the CA directory {}",
+            dir.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// A cipher suite name in one spelling: IANA (`TLS_AES_128_GCM_SHA256`,
+/// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`); rustls's `TLS13_` prefix is accepted too.
+pub(crate) fn suite_name(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    match upper.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => upper,
+    }
+}
+
+/// Options both builders share that only some engines support, checked at build time.
+#[derive(Default, Clone)]
+pub(crate) struct Extras {
+    pub(crate) key_password: Option<String>,
+    pub(crate) ca_dirs: Vec<PathBuf>,
+    pub(crate) verify_depth: Option<u32>,
+    pub(crate) cipher_suites: Vec<String>,
+}
+
+/// Keeps only the provider's suites named in `wanted`.
+pub(crate) fn restrict_suites(
+    provider: &mut CryptoProvider,
+    wanted: &[String],
+) -> Result<(), Error> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let available: Vec<String> = provider
+        .cipher_suites
+        .iter()
+        .map(|s| suite_name(&format!("{:?}", s.suite())))
+        .collect();
+    for name in wanted {
+        if !available.contains(&suite_name(name)) {
+            return Err(Error::config(format!(
+                "unknown or unsupported cipher suite {name:?}; available: {}",
+                available.join(", ")
+            )));
+        }
+    }
+    provider.cipher_suites.retain(|s| {
+        wanted
+            .iter()
+            .any(|w| suite_name(w) == suite_name(&format!("{:?}", s.suite())))
+    });
+    Ok(())
+}
+
+/// The verifier behind [`ClientConfigBuilder::dangerous_disable_verification`]: signatures
+/// are still checked (so the handshake is sound), identities are not.
+#[derive(Debug)]
+pub(crate) struct AcceptAnyServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

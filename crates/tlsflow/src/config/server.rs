@@ -1,0 +1,313 @@
+//! Server configuration and its builder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+
+use super::*;
+use crate::engine::RustlsEngine;
+use crate::session::{Limits, Session};
+use crate::{Error, ProtocolVersion, TlsStream};
+
+/// Configuration for TLS servers. Cheap to clone; share one across connections.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    inner: ServerInner,
+    limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+enum ServerInner {
+    Rustls(Arc<rustls::ServerConfig>),
+    #[cfg(feature = "openssl")]
+    Openssl(::openssl::ssl::SslContext),
+}
+
+impl ServerConfig {
+    /// A builder. A certificate is required: [`ServerConfigBuilder::cert_files`],
+    /// [`ServerConfigBuilder::cert`] or [`ServerConfigBuilder::self_signed`].
+    pub fn builder() -> ServerConfigBuilder {
+        ServerConfigBuilder::default()
+    }
+
+    /// Wraps a rustls configuration as it is.
+    pub fn from_rustls(inner: Arc<rustls::ServerConfig>) -> Self {
+        ServerConfig {
+            inner: ServerInner::Rustls(inner),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Wraps an OpenSSL server context as it is, for everything OpenSSL offers beyond the
+    /// builder.
+    #[cfg(feature = "openssl")]
+    pub fn from_openssl(context: ::openssl::ssl::SslContext) -> Self {
+        ServerConfig {
+            inner: ServerInner::Openssl(context),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The rustls configuration inside, if this configuration uses rustls.
+    pub fn rustls(&self) -> Option<&Arc<rustls::ServerConfig>> {
+        match &self.inner {
+            ServerInner::Rustls(config) => Some(config),
+            #[cfg(feature = "openssl")]
+            ServerInner::Openssl(_) => None,
+        }
+    }
+
+    /// The engine this configuration builds sessions on.
+    pub fn engine(&self) -> EngineKind {
+        match &self.inner {
+            ServerInner::Rustls(_) => EngineKind::Rustls,
+            #[cfg(feature = "openssl")]
+            ServerInner::Openssl(_) => EngineKind::Openssl,
+        }
+    }
+
+    /// Sets the buffer limits of sessions made from this configuration.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A new server session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if rustls rejects the configuration.
+    pub fn session(&self) -> Result<Session, Error> {
+        let engine: Box<dyn crate::Engine> = match &self.inner {
+            ServerInner::Rustls(config) => Box::new(RustlsEngine::server(config.clone())?),
+            #[cfg(feature = "openssl")]
+            ServerInner::Openssl(context) => {
+                Box::new(crate::engine::OpensslEngine::server(context)?)
+            }
+        };
+        Ok(Session::new(engine, self.limits))
+    }
+
+    /// A server stream over `io`. No I/O happens here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if rustls rejects the configuration.
+    pub fn accept<T>(&self, io: T) -> Result<TlsStream<T>, Error> {
+        Ok(TlsStream::new(io, self.session()?))
+    }
+}
+
+/// Builds a [`ServerConfig`].
+#[derive(Default)]
+pub struct ServerConfigBuilder {
+    pub(crate) identity: Option<Identity>,
+    pub(crate) client_ca_files: Vec<PathBuf>,
+    pub(crate) client_ca_certs: Vec<CertificateDer<'static>>,
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) versions: Vec<ProtocolVersion>,
+    pub(crate) limits: Limits,
+    pub(crate) provider: Option<Arc<CryptoProvider>>,
+    pub(crate) engine: EngineKind,
+    pub(crate) extras: Extras,
+    pub(crate) client_auth_optional: bool,
+}
+
+impl ServerConfigBuilder {
+    /// Serves the certificate chain (leaf first) and private key in these PEM files.
+    pub fn cert_files(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.identity = Some(Identity::Files {
+            cert: chain.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Serves this certificate chain (DER, leaf first) and private key.
+    pub fn cert(
+        mut self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        self.identity = Some(Identity::Der(chain, key));
+        self
+    }
+
+    /// Serves a self-signed certificate (see [`SelfSigned`](crate::SelfSigned)).
+    pub fn self_signed(self, cert: &crate::SelfSigned) -> Self {
+        self.cert(vec![cert.cert_der()], cert.key_der())
+    }
+
+    /// Requires clients to present a certificate issued by a CA in this PEM file (mutual TLS;
+    /// may be given several times).
+    pub fn client_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.client_ca_files.push(path.into());
+        self
+    }
+
+    /// Requires clients to present a certificate issued by this CA (DER).
+    pub fn client_ca_certificate(mut self, der: impl Into<CertificateDer<'static>>) -> Self {
+        self.client_ca_certs.push(der.into());
+        self
+    }
+
+    /// Accepts these ALPN protocols, in order of preference.
+    pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
+        self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
+        self
+    }
+
+    /// Allows only these protocol versions (default: TLS 1.3 and TLS 1.2).
+    pub fn versions(mut self, versions: &[ProtocolVersion]) -> Self {
+        self.versions = versions.to_vec();
+        self
+    }
+
+    /// Sets the buffer limits of each session.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Uses this rustls crypto provider instead of the one chosen by features.
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// The password of a password-protected (encrypted PKCS#8 PEM) private key given by
+    /// file. Decrypting needs the `openssl` feature, on either engine.
+    pub fn key_password(mut self, password: impl Into<String>) -> Self {
+        self.extras.key_password = Some(password.into());
+        self
+    }
+
+    /// Allows only these cipher suites, by IANA name (`TLS_AES_128_GCM_SHA256`,
+    /// `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`, ...), for both TLS 1.3 and TLS 1.2.
+    pub fn cipher_suites<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+        self.extras.cipher_suites = names.iter().map(|n| n.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Limits the length of the peer's certificate chain (OpenSSL's verify depth: the
+    /// number of intermediates allowed). OpenSSL engine only; rustls refuses it at build.
+    pub fn verify_depth(mut self, depth: u32) -> Self {
+        self.extras.verify_depth = Some(depth);
+        self
+    }
+
+    /// Trusts every certificate in the files of a directory as a client CA (requires client
+    /// certificates, as [`client_ca_file`](Self::client_ca_file)).
+    pub fn client_ca_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.extras.ca_dirs.push(path.into());
+        self
+    }
+
+    /// Asks clients for a certificate but accepts clients without one (a certificate that
+    /// is presented must still verify). Needs a client CA.
+    pub fn client_auth_optional(mut self) -> Self {
+        self.client_auth_optional = true;
+        self
+    }
+
+    /// Builds sessions on this engine (default: rustls).
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Builds the configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the file or option at fault: no certificate given, an
+    /// unreadable PEM file, a key that does not match the certificate.
+    pub fn build(self) -> Result<ServerConfig, Error> {
+        match self.engine {
+            EngineKind::Rustls => self.build_rustls(),
+            #[cfg(feature = "openssl")]
+            EngineKind::Openssl => {
+                let limits = self.limits;
+                Ok(
+                    ServerConfig::from_openssl(super::openssl::server_context(self)?)
+                        .with_limits(limits),
+                )
+            }
+            #[cfg(not(feature = "openssl"))]
+            EngineKind::Openssl => Err(openssl_missing()),
+        }
+    }
+
+    fn build_rustls(self) -> Result<ServerConfig, Error> {
+        if self.extras.verify_depth.is_some() {
+            return Err(Error::config(
+                "verify_depth is an OpenSSL option: use .engine(EngineKind::Openssl)",
+            ));
+        }
+        let mut provider = match self.provider {
+            Some(p) => (*p).clone(),
+            None => (*default_provider()?).clone(),
+        };
+        restrict_suites(&mut provider, &self.extras.cipher_suites)?;
+        let provider = Arc::new(provider);
+        let identity = self.identity.ok_or_else(|| {
+            Error::config("a server needs a certificate and key (or a self-signed certificate)")
+        })?;
+        let origin = identity.describe();
+        let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions(&self.versions)?)
+            .map_err(map_error)?;
+        let wants_client_auth = !self.client_ca_files.is_empty()
+            || !self.client_ca_certs.is_empty()
+            || !self.extras.ca_dirs.is_empty();
+        if self.client_auth_optional && !wants_client_auth {
+            return Err(Error::config("client_auth_optional needs a client CA"));
+        }
+        let builder = if !wants_client_auth {
+            builder.with_no_client_auth()
+        } else {
+            let mut roots = RootCertStore::empty();
+            for path in &self.client_ca_files {
+                for cert in load_certs(path)? {
+                    roots.add(cert).map_err(|e| {
+                        Error::config(format!("unusable client CA in {}: {e}", path.display()))
+                    })?;
+                }
+            }
+            for dir in &self.extras.ca_dirs {
+                for cert in load_ca_dir(dir)? {
+                    roots.add(cert).map_err(|e| {
+                        Error::config(format!("unusable client CA in {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+            for cert in self.client_ca_certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::config(format!("unusable client CA certificate: {e}")))?;
+            }
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if self.client_auth_optional {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| Error::config(format!("cannot build the client verifier: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        };
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+            Error::config(format!("unusable server certificate or key{origin}: {e}"))
+        })?;
+        config.alpn_protocols = self.alpn;
+        Ok(ServerConfig {
+            inner: ServerInner::Rustls(Arc::new(config)),
+            limits: self.limits,
+        })
+    }
+}
