@@ -41,13 +41,21 @@ impl SelfSigned {
             ));
         }
         let names: Vec<String> = names.iter().map(|n| n.as_ref().to_owned()).collect();
-        let certified = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| Error::config(format!("cannot generate a certificate: {e}")))?;
+        let failed = |e: rcgen::Error| Error::config(format!("cannot generate a certificate: {e}"));
+        let mut params = rcgen::CertificateParams::new(names.clone()).map_err(failed)?;
+        // A subject of its own (the first name), so that several self-signed certificates
+        // trusted at once are told apart by verifiers that look issuers up by name.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0].clone());
+        let key = rcgen::KeyPair::generate().map_err(failed)?;
+        let cert = params.self_signed(&key).map_err(failed)?;
         Ok(SelfSigned {
-            cert_der: certified.cert.der().clone(),
-            cert_pem: certified.cert.pem(),
-            key_der: certified.signing_key.serialize_der(),
-            key_pem: certified.signing_key.serialize_pem(),
+            cert_der: cert.der().clone(),
+            cert_pem: cert.pem(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
         })
     }
 

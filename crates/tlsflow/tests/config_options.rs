@@ -244,3 +244,93 @@ fn optional_client_authentication_accepts_clients_without_a_certificate() {
     );
     assert!(message.contains("client CA"), "{message}");
 }
+
+/// Connects as `name` and returns the leaf certificate the server presented.
+fn leaf_for(client: ClientConfig, server: ServerConfig, name: &str) -> Result<Vec<u8>, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut tls = server.accept(tcp).unwrap();
+        let _ = tls.handshake();
+        let _ = tls.close();
+    });
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = client.connect(name, tcp).unwrap();
+    let result = tls.handshake().map_err(|e| e.to_string());
+    let leaf = tls.peer_certificates().and_then(|c| c.first().cloned());
+    let _ = tls.close();
+    server.join().unwrap();
+    result.map(|()| leaf.unwrap_or_default())
+}
+
+#[test]
+fn servers_pick_the_certificate_the_client_names() {
+    let default = SelfSigned::generate(&["default.test"]).unwrap();
+    let other = SelfSigned::generate(&["other.test"]).unwrap();
+    for server_engine in ENGINES {
+        for client_engine in ENGINES {
+            let server = ServerConfig::builder()
+                .self_signed(&default)
+                .sni_cert("other.test", vec![other.cert_der()], other.key_der())
+                .engine(server_engine)
+                .build()
+                .unwrap();
+            let client = ClientConfig::builder()
+                .ca_certificate(default.cert_der())
+                .ca_certificate(other.cert_der())
+                .engine(client_engine)
+                .build()
+                .unwrap();
+            let pair = format!("{client_engine}->{server_engine}");
+            let leaf = leaf_for(client.clone(), server.clone(), "other.test").expect(&pair);
+            assert_eq!(leaf, other.cert_der().as_ref(), "{pair}");
+            let leaf = leaf_for(client, server, "default.test").expect(&pair);
+            assert_eq!(leaf, default.cert_der().as_ref(), "{pair}");
+        }
+    }
+}
+
+#[test]
+fn verification_callbacks_see_the_chain_and_can_refuse_it() {
+    let cert = SelfSigned::generate(&["localhost"]).unwrap();
+    let pinned = cert.cert_der().as_ref().to_vec();
+    for engine in ENGINES {
+        let server = ServerConfig::builder()
+            .self_signed(&cert)
+            .engine(engine)
+            .build()
+            .unwrap();
+        let expected = pinned.clone();
+        let accepting = ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .verify_callback(move |chain| {
+                if chain.first().map(|c| c.as_ref()) == Some(&expected[..]) {
+                    Ok(())
+                } else {
+                    Err("not the pinned certificate".into())
+                }
+            })
+            .engine(engine)
+            .build()
+            .unwrap();
+        leaf_for(accepting, server.clone(), "localhost").unwrap();
+        let refusing = ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .verify_callback(|_| Err("pin mismatch".into()))
+            .engine(engine)
+            .build()
+            .unwrap();
+        let message = leaf_for(refusing, server, "localhost").unwrap_err();
+        assert!(
+            message.contains("peer certificate rejected"),
+            "{engine}: {message}"
+        );
+        assert!(
+            message.contains("pin mismatch") || message.contains("application verification"),
+            "{engine}: {message}"
+        );
+    }
+}

@@ -119,6 +119,7 @@ pub struct ClientConfigBuilder {
     pub(crate) no_verify: bool,
     pub(crate) engine: EngineKind,
     pub(crate) extras: Extras,
+    pub(crate) verify_callback: Option<VerifyCallback>,
 }
 
 impl ClientConfigBuilder {
@@ -203,6 +204,18 @@ impl ClientConfigBuilder {
     /// number of intermediates allowed). OpenSSL engine only; rustls refuses it at build.
     pub fn verify_depth(mut self, depth: u32) -> Self {
         self.extras.verify_depth = Some(depth);
+        self
+    }
+
+    /// Runs `check` on the server's chain (DER, leaf first) after standard verification
+    /// accepted it: for pinning, policy checks, logging. An `Err` fails the handshake with
+    /// [`Error::Certificate`] (rustls carries the message; OpenSSL reports an application
+    /// verification failure).
+    pub fn verify_callback(
+        mut self,
+        check: impl Fn(&[CertificateDer<'_>]) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.verify_callback = Some(Arc::new(check));
         self
     }
 
@@ -300,7 +313,23 @@ impl ClientConfigBuilder {
                     "no trusted roots: the system has none; give a CA file",
                 ));
             }
-            builder.with_root_certificates(roots)
+            match self.verify_callback {
+                None => builder.with_root_certificates(roots),
+                Some(callback) => {
+                    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider.clone(),
+                    )
+                    .build()
+                    .map_err(|e| Error::config(format!("cannot build the verifier: {e}")))?;
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(CheckedServerVerifier {
+                            inner,
+                            callback,
+                        }))
+                }
+            }
         };
         let mut config = match self.identity {
             Some(identity) => {

@@ -271,6 +271,104 @@ pub(crate) fn suite_name(name: &str) -> String {
     }
 }
 
+/// An application check run after standard verification accepted the peer's chain (leaf
+/// first); an `Err` fails the handshake with a certificate error.
+pub(crate) type VerifyCallback =
+    Arc<dyn Fn(&[CertificateDer<'_>]) -> Result<(), String> + Send + Sync>;
+
+/// The standard rustls verifier followed by the application's check.
+pub(crate) struct CheckedServerVerifier {
+    pub(crate) inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pub(crate) callback: VerifyCallback,
+}
+
+impl std::fmt::Debug for CheckedServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedServerVerifier")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for CheckedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let mut chain = vec![end_entity.clone()];
+        chain.extend(intermediates.iter().cloned());
+        (self.callback)(&chain).map_err(|reason| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(CallbackRefusal(reason)),
+            )))
+        })?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The application's reason for refusing a certificate.
+#[derive(Debug)]
+struct CallbackRefusal(String);
+
+impl std::fmt::Display for CallbackRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused by the verification callback: {}", self.0)
+    }
+}
+
+impl std::error::Error for CallbackRefusal {}
+
+/// Serves the certificate the client names (SNI), or the default one.
+#[derive(Debug)]
+pub(crate) struct SniResolver {
+    pub(crate) default: Arc<rustls::sign::CertifiedKey>,
+    pub(crate) by_name: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let named = client_hello
+            .server_name()
+            .and_then(|name| self.by_name.get(&name.to_ascii_lowercase()));
+        Some(named.unwrap_or(&self.default).clone())
+    }
+}
+
 /// Options both builders share that only some engines support, checked at build time.
 #[derive(Default, Clone)]
 pub(crate) struct Extras {

@@ -4,9 +4,11 @@ use std::path::Path;
 
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    AlpnError, SslContext, SslContextBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+    AlpnError, NameType, SniError, SslContext, SslContextBuilder, SslMethod, SslOptions,
+    SslVerifyMode, SslVersion,
 };
-use openssl::x509::X509;
+use openssl::x509::{X509VerifyResult, X509};
+use rustls::pki_types::CertificateDer;
 
 use super::{ClientConfigBuilder, Extras, Identity, ServerConfigBuilder};
 use crate::{Error, ProtocolVersion};
@@ -215,7 +217,33 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
     if options.no_verify {
         builder.set_verify(SslVerifyMode::NONE);
     } else {
-        builder.set_verify(SslVerifyMode::PEER);
+        match options.verify_callback.clone() {
+            None => builder.set_verify(SslVerifyMode::PEER),
+            Some(callback) => builder.set_verify_callback(SslVerifyMode::PEER, move |ok, store| {
+                // Runs once per certificate, root first; the application's check runs on the
+                // leaf, after OpenSSL accepted the whole chain.
+                if !ok || store.error_depth() != 0 {
+                    return ok;
+                }
+                let chain: Vec<CertificateDer<'static>> = store
+                    .chain()
+                    .map(|stack| {
+                        stack
+                            .iter()
+                            .filter_map(|c| c.to_der().ok())
+                            .map(CertificateDer::from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match callback(&chain) {
+                    Ok(()) => true,
+                    Err(_) => {
+                        store.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+                        false
+                    }
+                }
+            }),
+        }
         for path in &options.ca_files {
             add_ca_file(&mut builder, path)?;
         }
@@ -250,13 +278,44 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
 }
 
 /// An OpenSSL server context from the builder's options.
-pub(crate) fn server_context(options: ServerConfigBuilder) -> Result<SslContext, Error> {
+pub(crate) fn server_context(mut options: ServerConfigBuilder) -> Result<SslContext, Error> {
+    let identity = options.identity.take().ok_or_else(|| {
+        Error::config("a server needs a certificate and key (or a self-signed certificate)")
+    })?;
+    let sni = std::mem::take(&mut options.sni);
+    let mut builder = server_context_for(&options, identity)?;
+    if !sni.is_empty() {
+        // One context per name, alike but for the certificate; the callback swaps it in
+        // when the client asks for that name, and the default stays otherwise.
+        let mut by_name = std::collections::HashMap::new();
+        for (name, identity) in sni {
+            by_name.insert(
+                name.to_ascii_lowercase(),
+                server_context_for(&options, identity)?.build(),
+            );
+        }
+        builder.set_servername_callback(move |ssl, _alert| {
+            let wanted = ssl
+                .servername(NameType::HOST_NAME)
+                .map(str::to_ascii_lowercase);
+            if let Some(context) = wanted.and_then(|name| by_name.get(&name)) {
+                ssl.set_ssl_context(context)
+                    .map_err(|_| SniError::ALERT_FATAL)?;
+            }
+            Ok(())
+        });
+    }
+    Ok(builder.build())
+}
+
+/// A server context with everything but the SNI table.
+fn server_context_for(
+    options: &ServerConfigBuilder,
+    identity: Identity,
+) -> Result<SslContextBuilder, Error> {
     let mut builder = context(SslMethod::tls_server(), "server")?;
     versions(&mut builder, &options.versions)?;
     apply_extras(&mut builder, &options.extras)?;
-    let identity = options.identity.ok_or_else(|| {
-        Error::config("a server needs a certificate and key (or a self-signed certificate)")
-    })?;
     set_identity(
         &mut builder,
         identity,
@@ -293,5 +352,5 @@ pub(crate) fn server_context(options: ServerConfigBuilder) -> Result<SslContext,
             select_alpn(&wire, offered).ok_or(AlpnError::NOACK)
         });
     }
-    Ok(builder.build())
+    Ok(builder)
 }

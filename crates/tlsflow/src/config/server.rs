@@ -115,6 +115,7 @@ pub struct ServerConfigBuilder {
     pub(crate) engine: EngineKind,
     pub(crate) extras: Extras,
     pub(crate) client_auth_optional: bool,
+    pub(crate) sni: Vec<(String, Identity)>,
 }
 
 impl ServerConfigBuilder {
@@ -207,6 +208,35 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Serves this certificate chain and key (PEM files) to clients that ask for `name`
+    /// through SNI; others get the default certificate. May be given for several names.
+    pub fn sni_cert_files(
+        mut self,
+        name: impl Into<String>,
+        chain: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.sni.push((
+            name.into(),
+            Identity::Files {
+                cert: chain.into(),
+                key: key.into(),
+            },
+        ));
+        self
+    }
+
+    /// Serves this certificate chain and key (DER) to clients that ask for `name` (SNI).
+    pub fn sni_cert(
+        mut self,
+        name: impl Into<String>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        self.sni.push((name.into(), Identity::Der(chain, key)));
+        self
+    }
+
     /// Asks clients for a certificate but accepts clients without one (a certificate that
     /// is presented must still verify). Needs a client CA.
     pub fn client_auth_optional(mut self) -> Self {
@@ -292,7 +322,7 @@ impl ServerConfigBuilder {
                     .map_err(|e| Error::config(format!("unusable client CA certificate: {e}")))?;
             }
             let mut verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if self.client_auth_optional {
                 verifier = verifier.allow_unauthenticated();
             }
@@ -301,9 +331,21 @@ impl ServerConfigBuilder {
                 .map_err(|e| Error::config(format!("cannot build the client verifier: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         };
-        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-            Error::config(format!("unusable server certificate or key{origin}: {e}"))
-        })?;
+        let certified = |chain, key, origin: &str| {
+            rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+                .map(Arc::new)
+                .map_err(|e| {
+                    Error::config(format!("unusable server certificate or key{origin}: {e}"))
+                })
+        };
+        let default = certified(chain, key, &origin)?;
+        let mut by_name = std::collections::HashMap::new();
+        for (name, identity) in self.sni {
+            let origin = identity.describe();
+            let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
+            by_name.insert(name.to_ascii_lowercase(), certified(chain, key, &origin)?);
+        }
+        let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
         config.alpn_protocols = self.alpn;
         Ok(ServerConfig {
             inner: ServerInner::Rustls(Arc::new(config)),
