@@ -17,7 +17,7 @@
 //!             │   Session   │  sans-I/O core: state, byte accounting, bounded buffers
 //!             └──────┬──────┘
 //!             ┌──────┴──────┐
-//!             │   Engine    │  TLS on memory buffers (rustls)
+//!             │   Engine    │  TLS on memory buffers: rustls, or OpenSSL (feature `openssl`)
 //!             └─────────────┘
 //! ```
 //!
