@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::RootCertStore;
 
 use super::*;
 use crate::engine::RustlsEngine;
@@ -281,29 +280,7 @@ impl ClientConfigBuilder {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
         } else {
-            let mut roots = RootCertStore::empty();
-            for path in &self.ca_files {
-                for cert in load_certs(path)? {
-                    roots.add(cert).map_err(|e| {
-                        Error::config(format!(
-                            "unusable CA certificate in {}: {e}",
-                            path.display()
-                        ))
-                    })?;
-                }
-            }
-            for dir in &self.extras.ca_dirs {
-                for cert in load_ca_dir(dir)? {
-                    roots.add(cert).map_err(|e| {
-                        Error::config(format!("unusable CA certificate in {}: {e}", dir.display()))
-                    })?;
-                }
-            }
-            for cert in self.ca_certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::config(format!("unusable CA certificate: {e}")))?;
-            }
+            let mut roots = root_store(&self.ca_files, &self.extras.ca_dirs, self.ca_certs, "CA")?;
             if self.system_roots || roots.is_empty() {
                 let found = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(found.certs);

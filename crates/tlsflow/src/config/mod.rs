@@ -261,6 +261,41 @@ pub(crate) fn load_ca_dir(dir: &Path) -> Result<Vec<CertificateDer<'static>>, Er
     Ok(certs)
 }
 
+/// A rustls root store from PEM files, directories and DER certificates; `what` names the
+/// certificates in errors ("CA", "client CA").
+pub(crate) fn root_store(
+    files: &[PathBuf],
+    dirs: &[PathBuf],
+    ders: Vec<CertificateDer<'static>>,
+    what: &str,
+) -> Result<rustls::RootCertStore, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let sources = files
+        .iter()
+        .map(|path| load_certs(path).map(|certs| (path, certs)))
+        .chain(
+            dirs.iter()
+                .map(|dir| load_ca_dir(dir).map(|certs| (dir, certs))),
+        );
+    for source in sources {
+        let (path, certs) = source?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                Error::config(format!(
+                    "unusable {what} certificate in {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    for cert in ders {
+        roots
+            .add(cert)
+            .map_err(|e| Error::config(format!("unusable {what} certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
 /// A cipher suite name in one spelling: IANA (`TLS_AES_128_GCM_SHA256`,
 /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`); rustls's `TLS13_` prefix is accepted too.
 pub(crate) fn suite_name(name: &str) -> String {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
 
 use super::*;
 use crate::engine::RustlsEngine;
@@ -301,26 +300,12 @@ impl ServerConfigBuilder {
         let builder = if !wants_client_auth {
             builder.with_no_client_auth()
         } else {
-            let mut roots = RootCertStore::empty();
-            for path in &self.client_ca_files {
-                for cert in load_certs(path)? {
-                    roots.add(cert).map_err(|e| {
-                        Error::config(format!("unusable client CA in {}: {e}", path.display()))
-                    })?;
-                }
-            }
-            for dir in &self.extras.ca_dirs {
-                for cert in load_ca_dir(dir)? {
-                    roots.add(cert).map_err(|e| {
-                        Error::config(format!("unusable client CA in {}: {e}", dir.display()))
-                    })?;
-                }
-            }
-            for cert in self.client_ca_certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::config(format!("unusable client CA certificate: {e}")))?;
-            }
+            let roots = root_store(
+                &self.client_ca_files,
+                &self.extras.ca_dirs,
+                self.client_ca_certs,
+                "client CA",
+            )?;
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if self.client_auth_optional {
