@@ -1,0 +1,140 @@
+//! What `serve` does with one connection: handshake within a time limit, then echo, sink,
+//! forward or send a file. Failures are logged with the peer's address and never stop the
+//! server.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tlsflow::TlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::cli::HostPort;
+use crate::failure::describe_io;
+use crate::relay::{relay, RelayError};
+use crate::serve::{Mode, Shared};
+use crate::units::{hex, human_duration};
+use crate::{net, units};
+
+/// How long `--forward` waits for its TCP service to accept.
+const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one client from accept to close.
+pub(crate) async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let accepting = shared.config.accept_tokio(tcp);
+    let tls = match tokio::time::timeout(shared.handshake_timeout, accepting).await {
+        Err(_) => {
+            tracing::warn!(
+                "{peer}: timed out waiting for the TLS handshake (limit {})",
+                human_duration(shared.handshake_timeout)
+            );
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("{peer}: TLS handshake failed: {}", describe_io(&e));
+            return;
+        }
+        Ok(Ok(tls)) => tls,
+    };
+    tracing::info!(
+        "{peer}: {} {}{}",
+        tls.protocol_version()
+            .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+        tls.cipher_suite().unwrap_or_default(),
+        tls.alpn_protocol()
+            .map(|p| format!(", ALPN {}", String::from_utf8_lossy(&p)))
+            .unwrap_or_default()
+    );
+    let outcome = match &shared.mode {
+        Mode::Echo => echo(tls).await,
+        Mode::Sink => sink(tls, peer).await,
+        Mode::Forward(to) => forward(tls, to, peer).await,
+        Mode::File(path) => send_file(tls, path).await,
+    };
+    match outcome {
+        Ok(()) => tracing::debug!("{peer}: closed"),
+        Err(message) => tracing::warn!("{peer}: {message}"),
+    }
+}
+
+/// Sends back everything until the client's `close_notify`, then closes our side.
+async fn echo(tls: TlsStream<TcpStream>) -> Result<(), String> {
+    let (mut reader, mut writer) = tls
+        .split_with(|tcp| tcp.into_split())
+        .map_err(|_| "the TLS handshake did not complete".to_owned())?;
+    let echoed = tokio::io::copy(&mut reader, &mut writer)
+        .await
+        .map_err(|e| format!("echo failed: {}", describe_io(&e)))?;
+    writer
+        .shutdown()
+        .await
+        .map_err(|e| format!("closing failed: {}", describe_io(&e)))?;
+    tracing::info!("echoed {echoed} bytes");
+    Ok(())
+}
+
+/// Reads and hashes everything until the client's `close_notify`, prints the count and
+/// digest on stderr, then closes our side.
+async fn sink(mut tls: TlsStream<TcpStream>, peer: SocketAddr) -> Result<(), String> {
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tls
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("receiving failed after {total} bytes: {}", describe_io(&e)))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    eprintln!(
+        "{peer}: received {total} bytes, sha256 {}",
+        hex(&hasher.finalize())
+    );
+    tls.shutdown()
+        .await
+        .map_err(|e| format!("closing failed: {}", describe_io(&e)))
+}
+
+/// Relays the plaintext to the TCP service and back, like stunnel's server side.
+async fn forward(tls: TlsStream<TcpStream>, to: &HostPort, peer: SocketAddr) -> Result<(), String> {
+    let plain = net::dial(to, FORWARD_CONNECT_TIMEOUT)
+        .await
+        .map_err(|f| f.to_string())?;
+    match relay(tls, plain).await {
+        Ok(moved) => {
+            tracing::info!(
+                "{peer}: forwarded {} to {to}, {} back",
+                units::human_bytes(moved.from_tls),
+                units::human_bytes(moved.to_tls)
+            );
+            Ok(())
+        }
+        Err(RelayError::Tls(e)) => Err(format!("TLS side failed: {}", describe_io(&e))),
+        Err(RelayError::Plain(e)) => Err(format!("{to} failed: {}", describe_io(&e))),
+    }
+}
+
+/// Sends the file, then closes cleanly: `close_notify`, and wait for the client's.
+async fn send_file(mut tls: TlsStream<TcpStream>, path: &Path) -> Result<(), String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot read file {}: {}", path.display(), describe_io(&e)))?;
+    // Large reads: each becomes a few full TLS records instead of many small ones.
+    let mut file = BufReader::with_capacity(256 * 1024, file);
+    let sent = tokio::io::copy_buf(&mut file, &mut tls)
+        .await
+        .map_err(|e| format!("sending {} failed: {}", path.display(), describe_io(&e)))?;
+    tls.close_tokio()
+        .await
+        .map_err(|e| format!("closing after {sent} bytes failed: {}", describe_io(&e)))?;
+    tracing::info!("sent {sent} bytes of {}", path.display());
+    Ok(())
+}

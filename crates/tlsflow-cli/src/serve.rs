@@ -1,0 +1,126 @@
+//! `tlsflow serve`: a TLS server for many connections at once, in one of four modes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tlsflow::ServerConfig;
+
+use crate::cli::{HostPort, ServeArgs};
+use crate::failure::{Context, Outcome};
+use crate::trust::{self, ServerTls};
+use crate::{acceptor, modes, net};
+
+/// What the server does with each connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// Send back what the client sends.
+    Echo,
+    /// Read and discard, then print the count and SHA-256.
+    Sink,
+    /// Relay the plaintext to a TCP service.
+    Forward(HostPort),
+    /// Send a file, then close.
+    File(PathBuf),
+}
+
+impl Mode {
+    fn of(args: &ServeArgs) -> Mode {
+        if args.sink {
+            Mode::Sink
+        } else if let Some(to) = &args.forward {
+            Mode::Forward(to.clone())
+        } else if let Some(path) = &args.file {
+            Mode::File(path.clone())
+        } else {
+            Mode::Echo
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Mode::Echo => "echo".into(),
+            Mode::Sink => "sink".into(),
+            Mode::Forward(to) => format!("forward to {to}"),
+            Mode::File(path) => format!("send file {}", path.display()),
+        }
+    }
+}
+
+/// What every connection task needs.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) mode: Mode,
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// Runs `serve` until Ctrl-C.
+pub(crate) fn run(args: &ServeArgs) -> Outcome {
+    let mode = Mode::of(args);
+    if let Mode::File(path) = &mode {
+        // Fail at start, not at the first client, when the file cannot be read.
+        std::fs::File::open(path).context(|| format!("cannot read file {}", path.display()))?;
+    }
+    let (config, generated) = trust::server_config(&ServerTls {
+        cert: args.cert.as_deref(),
+        key: args.key.as_deref(),
+        client_ca: args.client_ca.as_deref(),
+        alpn: &args.alpn,
+        versions: &args.tls_version,
+        cipher_suites: &args.cipher_suite,
+        engine: args.engine,
+        self_signed_names: self_signed_names(&args.listen),
+    })?;
+    let shared = Arc::new(Shared {
+        config,
+        mode,
+        handshake_timeout: args.handshake_timeout,
+    });
+    let runtime = net::runtime()?;
+    let result = runtime.block_on(async {
+        let listener = net::listen(&args.listen, "tlsflow serve").await?;
+        if let Some(cert) = &generated {
+            eprintln!(
+                "self-signed certificate for {}; SHA-256 fingerprint {}",
+                self_signed_names(&args.listen).join(", "),
+                cert.fingerprint_sha256()
+            );
+            eprintln!(
+                "(clients must skip verification, e.g. `tlsflow connect --insecure-skip-verify`; \
+                 for a certificate clients can trust, make one with `tlsflow cert` and pass \
+                 --cert/--key)"
+            );
+        }
+        tracing::info!(
+            "mode: {}; client certificates {}",
+            shared.mode.describe(),
+            if args.client_ca.is_some() {
+                "required"
+            } else {
+                "not requested"
+            }
+        );
+        acceptor::accept_until_stopped(
+            listener,
+            args.max_connections,
+            args.shutdown_timeout,
+            |tcp, peer| modes::serve_connection(shared.clone(), tcp, peer),
+        )
+        .await
+    });
+    // Connections still open after the grace period are cut here.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Names for a self-signed certificate: loopback, plus the host we listen on.
+fn self_signed_names(listen: &HostPort) -> Vec<String> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .map(str::to_owned)
+        .to_vec();
+    let unspecified = ["0.0.0.0", "::"].contains(&listen.host.as_str());
+    if !unspecified && !names.contains(&listen.host) {
+        names.push(listen.host.clone());
+    }
+    names
+}
