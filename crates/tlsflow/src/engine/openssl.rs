@@ -180,6 +180,14 @@ impl OpensslEngine {
                 }
             }
         }
+        if reasons
+            .iter()
+            .any(|r| r.contains("peer did not return a certificate"))
+        {
+            return Error::Certificate {
+                reason: "the peer presented no certificate, but one is required".into(),
+            };
+        }
         if reasons.iter().any(|r| r.contains("unexpected eof")) {
             return if self.handshaking {
                 Error::HandshakeEof
@@ -236,7 +244,12 @@ impl Engine for OpensslEngine {
                 }
             }
             Err(e) => {
-                if self.stream.get_shutdown().contains(ShutdownState::RECEIVED) {
+                // OpenSSL also marks a fatal alert as "shutdown received": only an error
+                // with nothing on the error stack is the peer's close_notify.
+                let has_reason = e
+                    .ssl_error()
+                    .is_some_and(|stack| !stack.errors().is_empty());
+                if !has_reason && self.stream.get_shutdown().contains(ShutdownState::RECEIVED) {
                     self.peer_closed = true;
                     return Ok(PlainRead::Closed);
                 }
