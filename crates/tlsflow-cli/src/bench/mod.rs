@@ -100,6 +100,7 @@ pub(crate) fn run(args: &BenchArgs) -> Outcome {
         slow_reader: !args.no_slow_reader,
         duplex: args.duplex,
         sndbuf,
+        rcvbuf: (!args.no_slow_reader).then_some(payload::RCVBUF),
         received: AtomicU64::new(0),
     });
     let run = Run::new(args, &plan);

@@ -99,6 +99,8 @@ pub(crate) struct Plan {
     pub(crate) duplex: bool,
     /// The sending sockets' requested SO_SNDBUF (1 asks for the kernel's minimum).
     pub(crate) sndbuf: usize,
+    /// The receiving sockets' requested SO_RCVBUF, or `None` for the kernel's default.
+    pub(crate) rcvbuf: Option<usize>,
     /// Bytes received so far, over all connections and directions, for the progress bar.
     pub(crate) received: AtomicU64,
 }
@@ -106,7 +108,7 @@ pub(crate) struct Plan {
 /// The receive buffer each read asks for: one full TLS record.
 pub(crate) const READ_SIZE: usize = 16 * 1024;
 
-/// The receiving sockets' requested SO_RCVBUF: a few KiB, so the sender meets backpressure
+/// The slow reader's requested SO_RCVBUF: a few KiB, so the sender meets backpressure
 /// without loopback TCP crawling (both buffers at the minimum can drop to KB/s).
 pub(crate) const RCVBUF: usize = 4096;
 

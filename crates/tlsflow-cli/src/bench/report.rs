@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use super::cpu::CpuTime;
-use super::payload::{Digest, Plan, NAP, NAP_EVERY, RCVBUF};
+use super::payload::{Digest, Plan, NAP, NAP_EVERY};
 use super::Side;
 use crate::cli::{BenchArgs, Engine, IoModel};
 use crate::failure::{Failure, Outcome};
@@ -23,6 +23,7 @@ pub(crate) struct Run {
     write_size: u64,
     slow_reader: bool,
     sndbuf: usize,
+    rcvbuf: Option<usize>,
 }
 
 /// One direction of one connection.
@@ -44,6 +45,7 @@ impl Run {
             write_size: args.write_size,
             slow_reader: plan.slow_reader,
             sndbuf: plan.sndbuf,
+            rcvbuf: plan.rcvbuf,
         }
     }
 
@@ -61,7 +63,7 @@ impl Run {
         } else {
             "client to server"
         };
-        let (sndbuf, rcvbuf) = effective_buffers(self.sndbuf);
+        let (sndbuf, rcvbuf) = effective_buffers(self.sndbuf, self.rcvbuf);
         println!(
             "tlsflow bench: {} over {} connection(s), {way}, {} client, {} engine",
             human_bytes(self.size),
@@ -196,14 +198,18 @@ fn missing(addr: SocketAddr) -> Failure {
 }
 
 /// What the kernel made of the requested buffer sizes (Linux doubles, then clamps).
-fn effective_buffers(sndbuf: usize) -> (String, String) {
+fn effective_buffers(sndbuf: usize, rcvbuf: Option<usize>) -> (String, String) {
     let probe = || Socket::new(Domain::IPV4, Type::STREAM, None).ok();
+    let show = |size: Option<usize>| size.map_or_else(|| "?".to_owned(), |n| format!("{n} B"));
     let send = probe()
         .filter(|s| s.set_send_buffer_size(sndbuf).is_ok())
         .and_then(|s| s.send_buffer_size().ok());
+    // Without a request the kernel grows the buffer as needed (autotuning).
+    let Some(rcvbuf) = rcvbuf else {
+        return (show(send), "default (autotuned)".to_owned());
+    };
     let recv = probe()
-        .filter(|s| s.set_recv_buffer_size(RCVBUF).is_ok())
+        .filter(|s| s.set_recv_buffer_size(rcvbuf).is_ok())
         .and_then(|s| s.recv_buffer_size().ok());
-    let show = |size: Option<usize>| size.map_or_else(|| "?".to_owned(), |n| format!("{n} B"));
     (show(send), show(recv))
 }

@@ -10,14 +10,16 @@ use std::thread;
 use socket2::{Domain, Socket, Type};
 use tlsflow::{ClientConfig, ServerConfig, TlsStream};
 
-use super::payload::{receive, send, Plan, RCVBUF};
+use super::payload::{receive, send, Plan};
 use super::{negotiated, Side, STALL};
 
 /// The receiving end's listener: a small receive buffer (inherited by accepted sockets) so
 /// the sender meets backpressure, and with `--duplex` the small send buffer too.
 pub(crate) fn listener(plan: &Plan) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_recv_buffer_size(RCVBUF)?;
+    if let Some(size) = plan.rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
     if plan.duplex {
         socket.set_send_buffer_size(plan.sndbuf)?;
     }
@@ -32,8 +34,8 @@ pub(crate) fn listener(plan: &Plan) -> io::Result<TcpListener> {
 pub(crate) fn client_socket(plan: &Plan, addr: SocketAddr) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_send_buffer_size(plan.sndbuf)?;
-    if plan.duplex {
-        socket.set_recv_buffer_size(RCVBUF)?;
+    if let (true, Some(size)) = (plan.duplex, plan.rcvbuf) {
+        socket.set_recv_buffer_size(size)?;
     }
     socket.set_tcp_nodelay(true)?;
     socket.connect(&addr.into())?;

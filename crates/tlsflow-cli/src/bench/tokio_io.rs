@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinSet;
 
-use super::payload::{Digest, Pacer, Payload, Plan, Tally, NAP, RCVBUF, READ_SIZE};
+use super::payload::{Digest, Pacer, Payload, Plan, Tally, NAP, READ_SIZE};
 use super::std_io::server_seed;
 use super::{negotiated, Side, STALL};
 
@@ -47,7 +47,9 @@ pub(crate) fn run(
 
 fn listener(plan: &Plan) -> io::Result<TcpListener> {
     let socket = TcpSocket::new_v4()?;
-    socket.set_recv_buffer_size(RCVBUF as u32)?;
+    if let Some(size) = plan.rcvbuf {
+        socket.set_recv_buffer_size(size as u32)?;
+    }
     if plan.duplex {
         socket.set_send_buffer_size(plan.sndbuf as u32)?;
     }
@@ -105,8 +107,8 @@ async fn run_client(
 ) -> io::Result<Side> {
     let socket = TcpSocket::new_v4()?;
     socket.set_send_buffer_size(plan.sndbuf as u32)?;
-    if plan.duplex {
-        socket.set_recv_buffer_size(RCVBUF as u32)?;
+    if let (true, Some(size)) = (plan.duplex, plan.rcvbuf) {
+        socket.set_recv_buffer_size(size as u32)?;
     }
     let tcp = bounded(socket.connect(addr)).await?;
     tcp.set_nodelay(true)?;
