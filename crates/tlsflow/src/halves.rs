@@ -289,11 +289,7 @@ impl<R: Read, W: Write> Read for ReadHalf<R, W> {
 
 impl<R, W: Write> WriteHalf<R, W> {
     fn std_link(&self) -> WriteLink<'_, W, WriteFn<W>, FlushFn<W>> {
-        WriteLink {
-            shared: &self.shared,
-            poll_write: std_write::<W>,
-            poll_flush: std_flush::<W>,
-        }
+        WriteLink::new(&self.shared, std_write::<W>, std_flush::<W>)
     }
 
     /// Sends `close_notify` (once) and flushes it. The read half goes on reading

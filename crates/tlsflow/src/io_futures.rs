@@ -168,11 +168,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> ReadHalf<R, W> {
 
 impl<R, W: AsyncWrite + Unpin> WriteHalf<R, W> {
     fn futures_half_link(&self) -> WriteLink<'_, W, WriteFn<W>, FlushFn<W>> {
-        WriteLink {
-            shared: &self.shared,
-            poll_write: write_to::<W>,
-            poll_flush: flush_of::<W>,
-        }
+        WriteLink::new(&self.shared, write_to::<W>, flush_of::<W>)
     }
 }
 

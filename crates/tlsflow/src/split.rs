@@ -9,6 +9,7 @@
 //! output, so nothing queued by the other half is left behind.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -92,12 +93,17 @@ impl<W> Sender<W> {
 pub(crate) struct Shared<W> {
     pub(crate) session: Mutex<Session>,
     pub(crate) sender: Mutex<Sender<W>>,
+    /// Write-half operations in progress. While the write half is busy, the read half
+    /// leaves queued ciphertext to it: a read half that took over the write half's records
+    /// could block in a send on a blocking socket while nobody reads, on both peers.
+    writer_busy: AtomicUsize,
 }
 
 impl<W> Shared<W> {
     pub(crate) fn new(session: Session, io: W) -> Arc<Self> {
         let wakers = Arc::new(WriteWakers::default());
         Arc::new(Shared {
+            writer_busy: AtomicUsize::new(0),
             session: Mutex::new(session),
             sender: Mutex::new(Sender {
                 io,
@@ -227,6 +233,10 @@ where
     }
 
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shared.writer_busy.load(Ordering::Acquire) > 0 {
+            // The write half sends everything queued before it returns.
+            return Poll::Ready(Ok(()));
+        }
         poll_send_shared(
             self.shared,
             cx,
@@ -278,11 +288,29 @@ where
     }
 }
 
-/// The write half's view: the shared session and the sender.
+/// The write half's view: the shared session and the sender. It marks the write half
+/// busy for as long as it lives (one call, or one poll).
 pub(crate) struct WriteLink<'a, W, F, G> {
-    pub(crate) shared: &'a Shared<W>,
-    pub(crate) poll_write: F,
-    pub(crate) poll_flush: G,
+    shared: &'a Shared<W>,
+    poll_write: F,
+    poll_flush: G,
+}
+
+impl<'a, W, F, G> WriteLink<'a, W, F, G> {
+    pub(crate) fn new(shared: &'a Shared<W>, poll_write: F, poll_flush: G) -> Self {
+        shared.writer_busy.fetch_add(1, Ordering::AcqRel);
+        WriteLink {
+            shared,
+            poll_write,
+            poll_flush,
+        }
+    }
+}
+
+impl<W, F, G> Drop for WriteLink<'_, W, F, G> {
+    fn drop(&mut self) {
+        self.shared.writer_busy.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl<W, F, G> Link for WriteLink<'_, W, F, G>
