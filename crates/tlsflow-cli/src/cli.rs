@@ -122,8 +122,10 @@ pub(crate) struct BenchArgs {
     /// Parallel connections, each sending --size (one `intact:` line per connection).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub(crate) connections: u16,
-    /// Read as fast as possible, with the kernel's default receive buffer, instead of
-    /// pausing 1 ms every 4 MiB behind a receive buffer of a few KiB.
+    /// The receiving sockets' SO_RCVBUF (default 4KiB, which Linux doubles).
+    #[arg(long, value_parser = parse_nonzero_size)]
+    pub(crate) rcvbuf: Option<u64>,
+    /// Read as fast as possible instead of pausing 1 ms every 4 MiB.
     #[arg(long)]
     pub(crate) no_slow_reader: bool,
 }

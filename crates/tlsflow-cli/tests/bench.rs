@@ -92,7 +92,15 @@ fn duplex_over_parallel_connections_in_every_model() {
 
 #[test]
 fn fast_reader_and_custom_buffers() {
-    let stdout = bench(&["--size", "8MiB", "--no-slow-reader", "--sndbuf", "64KiB"]);
+    let stdout = bench(&[
+        "--size",
+        "8MiB",
+        "--no-slow-reader",
+        "--sndbuf",
+        "256KiB",
+        "--rcvbuf",
+        "256KiB",
+    ]);
     intact_lines(&stdout, 8 << 20, 1);
     assert!(stdout.contains("reader at full speed"), "{stdout}");
 }

@@ -100,7 +100,9 @@ pub(crate) fn run(args: &BenchArgs) -> Outcome {
         slow_reader: !args.no_slow_reader,
         duplex: args.duplex,
         sndbuf,
-        rcvbuf: (!args.no_slow_reader).then_some(payload::RCVBUF),
+        rcvbuf: args
+            .rcvbuf
+            .map_or(payload::RCVBUF, |n| n.min(i32::MAX as u64) as usize),
         received: AtomicU64::new(0),
     });
     let run = Run::new(args, &plan);

@@ -99,8 +99,8 @@ pub(crate) struct Plan {
     pub(crate) duplex: bool,
     /// The sending sockets' requested SO_SNDBUF (1 asks for the kernel's minimum).
     pub(crate) sndbuf: usize,
-    /// The receiving sockets' requested SO_RCVBUF, or `None` for the kernel's default.
-    pub(crate) rcvbuf: Option<usize>,
+    /// The receiving sockets' requested SO_RCVBUF.
+    pub(crate) rcvbuf: usize,
     /// Bytes received so far, over all connections and directions, for the progress bar.
     pub(crate) received: AtomicU64,
 }
@@ -108,8 +108,10 @@ pub(crate) struct Plan {
 /// The receive buffer each read asks for: one full TLS record.
 pub(crate) const READ_SIZE: usize = 16 * 1024;
 
-/// The slow reader's requested SO_RCVBUF: a few KiB, so the sender meets backpressure
-/// without loopback TCP crawling (both buffers at the minimum can drop to KB/s).
+/// The receiving sockets' default SO_RCVBUF: a few KiB, so the sender meets backpressure
+/// without loopback TCP crawling. Both buffers at the minimum can drop to KB/s; so can the
+/// smallest send buffer facing a large receive buffer (about 2 MB/s measured): the receiver
+/// then delays its ACKs, and a sender with room for two segments waits for each one.
 pub(crate) const RCVBUF: usize = 4096;
 
 /// Sends `plan.size` bytes of the payload for `seed` through `write_all`.

@@ -23,7 +23,7 @@ pub(crate) struct Run {
     write_size: u64,
     slow_reader: bool,
     sndbuf: usize,
-    rcvbuf: Option<usize>,
+    rcvbuf: usize,
 }
 
 /// One direction of one connection.
@@ -198,16 +198,12 @@ fn missing(addr: SocketAddr) -> Failure {
 }
 
 /// What the kernel made of the requested buffer sizes (Linux doubles, then clamps).
-fn effective_buffers(sndbuf: usize, rcvbuf: Option<usize>) -> (String, String) {
+fn effective_buffers(sndbuf: usize, rcvbuf: usize) -> (String, String) {
     let probe = || Socket::new(Domain::IPV4, Type::STREAM, None).ok();
     let show = |size: Option<usize>| size.map_or_else(|| "?".to_owned(), |n| format!("{n} B"));
     let send = probe()
         .filter(|s| s.set_send_buffer_size(sndbuf).is_ok())
         .and_then(|s| s.send_buffer_size().ok());
-    // Without a request the kernel grows the buffer as needed (autotuning).
-    let Some(rcvbuf) = rcvbuf else {
-        return (show(send), "default (autotuned)".to_owned());
-    };
     let recv = probe()
         .filter(|s| s.set_recv_buffer_size(rcvbuf).is_ok())
         .and_then(|s| s.recv_buffer_size().ok());

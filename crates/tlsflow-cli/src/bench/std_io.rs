@@ -17,9 +17,7 @@ use super::{negotiated, Side, STALL};
 /// the sender meets backpressure, and with `--duplex` the small send buffer too.
 pub(crate) fn listener(plan: &Plan) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    if let Some(size) = plan.rcvbuf {
-        socket.set_recv_buffer_size(size)?;
-    }
+    socket.set_recv_buffer_size(plan.rcvbuf)?;
     if plan.duplex {
         socket.set_send_buffer_size(plan.sndbuf)?;
     }
@@ -34,8 +32,8 @@ pub(crate) fn listener(plan: &Plan) -> io::Result<TcpListener> {
 pub(crate) fn client_socket(plan: &Plan, addr: SocketAddr) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.set_send_buffer_size(plan.sndbuf)?;
-    if let (true, Some(size)) = (plan.duplex, plan.rcvbuf) {
-        socket.set_recv_buffer_size(size)?;
+    if plan.duplex {
+        socket.set_recv_buffer_size(plan.rcvbuf)?;
     }
     socket.set_tcp_nodelay(true)?;
     socket.connect(&addr.into())?;

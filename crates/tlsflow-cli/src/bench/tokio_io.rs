@@ -47,9 +47,7 @@ pub(crate) fn run(
 
 fn listener(plan: &Plan) -> io::Result<TcpListener> {
     let socket = TcpSocket::new_v4()?;
-    if let Some(size) = plan.rcvbuf {
-        socket.set_recv_buffer_size(size as u32)?;
-    }
+    socket.set_recv_buffer_size(plan.rcvbuf as u32)?;
     if plan.duplex {
         socket.set_send_buffer_size(plan.sndbuf as u32)?;
     }
@@ -107,8 +105,8 @@ async fn run_client(
 ) -> io::Result<Side> {
     let socket = TcpSocket::new_v4()?;
     socket.set_send_buffer_size(plan.sndbuf as u32)?;
-    if let (true, Some(size)) = (plan.duplex, plan.rcvbuf) {
-        socket.set_recv_buffer_size(size as u32)?;
+    if plan.duplex {
+        socket.set_recv_buffer_size(plan.rcvbuf as u32)?;
     }
     let tcp = bounded(socket.connect(addr)).await?;
     tcp.set_nodelay(true)?;
