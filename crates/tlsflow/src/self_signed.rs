@@ -41,6 +41,14 @@ impl SelfSigned {
             ));
         }
         let names: Vec<String> = names.iter().map(|n| n.as_ref().to_owned()).collect();
+        for name in &names {
+            // The same rule clients apply to the names they connect to.
+            if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+                return Err(Error::config(format!(
+                    "{name:?} is neither a DNS name nor an IP address"
+                )));
+            }
+        }
         let failed = |e: rcgen::Error| Error::config(format!("cannot generate a certificate: {e}"));
         let mut params = rcgen::CertificateParams::new(names.clone()).map_err(failed)?;
         // A subject of its own (the first name), so that several self-signed certificates
@@ -85,5 +93,18 @@ impl SelfSigned {
         let digest = Sha256::digest(self.cert_der.as_ref());
         let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
         hex.join(":")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_dns_names_or_addresses() {
+        assert!(SelfSigned::generate(&["localhost", "127.0.0.1", "::1"]).is_ok());
+        let err = SelfSigned::generate(&["not a name!"]).unwrap_err();
+        assert!(err.to_string().contains("neither a DNS name"), "{err}");
+        assert!(SelfSigned::generate::<&str>(&[]).is_err());
     }
 }
