@@ -273,3 +273,58 @@ fn errors_are_sticky() {
     }
     assert_eq!(client.state(), State::Failed);
 }
+
+/// A transport whose writes take nothing.
+struct TakesNothing<R>(R);
+
+impl<R: Read> Read for TakesNothing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R> Write for TakesNothing<R> {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Promise 9: a transport that returns `Ok(0)` on write is a `WriteZero` error, never a
+/// loop, and the failure sticks; for the whole stream and for a split write half.
+#[test]
+fn a_transport_writing_zero_is_write_zero() {
+    let (client_config, _server) = self_signed_configs(Limits::default()).unwrap();
+    let (a, _b) = tlsflow::testing::HostileTransport::pair(1, Hostility::default());
+    let mut tls = client_config.connect("localhost", TakesNothing(a)).unwrap();
+    let err = tls.handshake().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    assert_eq!(
+        tls.write(b"x").unwrap_err().kind(),
+        io::ErrorKind::WriteZero
+    );
+    assert_eq!(tls.state(), State::Failed);
+
+    let (client, server) = stream_pair(2, Hostility::default()).unwrap();
+    let (mut client, mut server) = (client, server);
+    while client.is_handshaking() || server.is_handshaking() {
+        let _ = client.handshake();
+        let _ = server.handshake();
+    }
+    let (_reader, mut writer) = client
+        .split_with(|t| (t.handle(), TakesNothing(std::io::empty())))
+        .unwrap();
+    let err = loop {
+        match writer.write(&[1u8; 1000]) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => break other.unwrap_err(),
+        }
+    };
+    assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    assert_eq!(
+        writer.write(b"x").unwrap_err().kind(),
+        io::ErrorKind::WriteZero
+    );
+}

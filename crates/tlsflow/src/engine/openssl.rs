@@ -32,6 +32,16 @@ impl MemoryIo {
     fn buffered(&self) -> usize {
         self.incoming.len() - self.start
     }
+
+    /// Appends received ciphertext, first dropping what OpenSSL already read: a stream that
+    /// always leaves part of a record unread would otherwise grow the buffer forever.
+    fn push_incoming(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            self.incoming.drain(..self.start);
+            self.start = 0;
+        }
+        self.incoming.extend_from_slice(data);
+    }
 }
 
 impl Read for MemoryIo {
@@ -215,7 +225,7 @@ impl Engine for OpensslEngine {
         if taken == 0 || self.peer_closed {
             return Ok(0);
         }
-        io.incoming.extend_from_slice(&data[..taken]);
+        io.push_incoming(&data[..taken]);
         if self.handshaking {
             self.drive_handshake()?;
         }
@@ -365,5 +375,26 @@ impl Engine for OpensslEngine {
 
     fn is_client(&self) -> bool {
         self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incoming_stays_bounded_when_reads_never_drain_it() {
+        let mut io = MemoryIo::default();
+        let mut buf = [0u8; 99];
+        for _ in 0..10_000 {
+            io.push_incoming(&[7u8; 100]);
+            assert_eq!(io.read(&mut buf).ok(), Some(99));
+        }
+        assert_eq!(io.buffered(), 10_000);
+        assert!(
+            io.incoming.len() <= 10_000 + 100,
+            "{} bytes kept",
+            io.incoming.len()
+        );
     }
 }

@@ -116,6 +116,17 @@ impl<S: AsyncTestStream> Task<S> {
 
     /// One poll of each operation this side still has, in random order. Returns whether
     /// anything progressed.
+    fn check_flushed(&self, op: &str) -> Result<(), String> {
+        let (buffered, _) = self.stream.buffered();
+        if buffered.outgoing_ciphertext > 0 {
+            return Err(format!(
+                "{}: {op} succeeded with {} bytes of ciphertext still queued",
+                self.name, buffered.outgoing_ciphertext
+            ));
+        }
+        Ok(())
+    }
+
     fn woken(&self) -> bool {
         self.read_flag.0.load(Ordering::SeqCst) || self.write_flag.0.load(Ordering::SeqCst)
     }
@@ -164,6 +175,7 @@ impl<S: AsyncTestStream> Task<S> {
                 }
                 0 if !self.shut => match self.stream.poll_shutdown(&mut cx) {
                     Poll::Ready(Ok(())) => {
+                        self.check_flushed("shutdown")?;
                         self.shut = true;
                         write_progress = true;
                     }
@@ -210,7 +222,8 @@ impl<S: AsyncTestStream> Task<S> {
                     }
                 }
                 2 if !self.shut => match self.stream.poll_flush(&mut cx) {
-                    Poll::Ready(Ok(())) => {}
+                    // Promise 2: a successful flush leaves no accepted byte behind.
+                    Poll::Ready(Ok(())) => self.check_flushed("flush")?,
                     Poll::Ready(Err(e)) => return Err(format!("{}: flush failed: {e}", self.name)),
                     Poll::Pending => self.pending(before, "flush")?,
                 },

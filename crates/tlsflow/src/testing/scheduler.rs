@@ -142,7 +142,10 @@ impl<S: TestStream> Peer<S> {
             }
             0 | 2 if self.sent == self.outgoing.len() && !self.shut => match self.stream.shutdown()
             {
-                Ok(()) => self.shut = true,
+                Ok(()) => {
+                    self.check_flushed("shutdown")?;
+                    self.shut = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.check_would_block(before, "shutdown")?
                 }
@@ -195,7 +198,8 @@ impl<S: TestStream> Peer<S> {
                 }
             }
             _ => match self.stream.flush() {
-                Ok(()) => {}
+                // Promise 2: a successful flush leaves no accepted byte behind.
+                Ok(()) => self.check_flushed("flush")?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.check_would_block(before, "flush")?
                 }
@@ -203,6 +207,17 @@ impl<S: TestStream> Peer<S> {
             },
         }
         self.check_memory()
+    }
+
+    fn check_flushed(&self, op: &str) -> Result<(), String> {
+        let (buffered, _) = self.stream.buffered();
+        if buffered.outgoing_ciphertext > 0 {
+            return Err(format!(
+                "{}: {op} succeeded with {} bytes of ciphertext still queued",
+                self.name, buffered.outgoing_ciphertext
+            ));
+        }
+        Ok(())
     }
 
     fn check_memory(&self) -> Result<(), String> {
