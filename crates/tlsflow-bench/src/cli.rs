@@ -1,0 +1,319 @@
+//! The command line, and the plan it resolves to.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::contender::{self, Contender, Stack};
+use crate::failure::{Failure, Outcome};
+
+/// Benchmarks tlsflow side by side with plain TCP, tokio-rustls, tokio-openssl and
+/// rustls's blocking stream, over loopback, in one process.
+///
+/// Measures one-way throughput (16 KiB and 256 KiB writes), duplex throughput, round
+/// trips, handshakes and memory per idle connection. Writes docs/bench/results.md,
+/// results.json and throughput.png (see --out, --no-write).
+#[derive(Debug, Parser)]
+#[command(name = "tlsflow-bench", version, after_help = EXAMPLES)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
+    /// About a minute: 128 MiB transfers, 3 runs, 1,000 idle connections, fewer round
+    /// trips and handshakes.
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Runs per figure (default 5, or 3 with --quick).
+    #[arg(long, value_name = "N")]
+    pub(crate) runs: Option<u32>,
+
+    /// Bytes per transfer and direction, e.g. 64MiB or 1GiB (default 1GiB, or 128MiB with
+    /// --quick).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) size: Option<u64>,
+
+    /// Only contenders whose name contains SUBSTRING (repeatable); the plain-TCP baselines
+    /// of their I/O models stay.
+    #[arg(long = "only", value_name = "SUBSTRING")]
+    pub(crate) only: Vec<String>,
+
+    /// Only these measures (repeatable; default all).
+    #[arg(long = "measure", value_enum, value_name = "MEASURE")]
+    pub(crate) measures: Vec<Measure>,
+
+    /// Where to write results.md, results.json and throughput.png [default: docs/bench in
+    /// the workspace].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Print the tables on stdout only; write no files.
+    #[arg(long)]
+    pub(crate) no_write: bool,
+
+    /// Idle connections for the memory measure (repeatable; default 1000 and 10000, or 1000
+    /// with --quick).
+    #[arg(long = "connections", value_name = "N")]
+    pub(crate) connections: Vec<u32>,
+
+    /// Runs of the memory measure (default: --runs, at most 3).
+    #[arg(long, value_name = "N")]
+    pub(crate) memory_runs: Option<u32>,
+
+    /// Round trips per run (default 20000, or 2000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub(crate) round_trips: Option<u32>,
+
+    /// Handshakes per run (default 2000, or 300 with --quick).
+    #[arg(long, value_name = "N")]
+    pub(crate) handshakes: Option<u32>,
+
+    /// Also print each contender's negotiated protocol and cipher suite.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+const EXAMPLES: &str = "Examples:
+  cargo run --release -p tlsflow-bench
+  cargo run --release -p tlsflow-bench -- --quick
+  cargo run --release -p tlsflow-bench -- --only tokio --measure oneway --size 256MiB --no-write";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The server of the memory measure, run as a child process: reads its certificate and
+    /// key (PEM) on stdin, prints `port N`, and serves until killed.
+    #[command(hide = true)]
+    IdleServer {
+        /// The contender whose server to run.
+        #[arg(long)]
+        contender: String,
+    },
+}
+
+/// One kind of measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Measure {
+    /// One-way transfer with 16 KiB and 256 KiB writes.
+    Oneway,
+    /// Both directions at once, 256 KiB writes.
+    Duplex,
+    /// 1 KiB request, 1 KiB response.
+    Rtt,
+    /// Full TLS 1.3 handshakes.
+    Handshake,
+    /// Memory per idle established connection.
+    Memory,
+}
+
+impl Measure {
+    pub(crate) const ALL: [Measure; 5] = [
+        Measure::Oneway,
+        Measure::Duplex,
+        Measure::Rtt,
+        Measure::Handshake,
+        Measure::Memory,
+    ];
+}
+
+/// Everything a run needs, resolved from the command line.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Plan {
+    pub(crate) quick: bool,
+    pub(crate) size: u64,
+    pub(crate) runs: u32,
+    pub(crate) memory_runs: u32,
+    pub(crate) measures: Vec<Measure>,
+    pub(crate) contenders: Vec<&'static str>,
+    pub(crate) connections: Vec<u32>,
+    pub(crate) round_trips: u32,
+    pub(crate) handshakes: u32,
+    /// Connections a handshake client keeps in flight.
+    pub(crate) handshakes_in_flight: u32,
+    #[serde(skip)]
+    pub(crate) out: PathBuf,
+    #[serde(skip)]
+    pub(crate) write: bool,
+    #[serde(skip)]
+    pub(crate) verbose: bool,
+    pub(crate) command_line: String,
+}
+
+impl Plan {
+    pub(crate) fn from_args(args: &Args) -> Outcome<Plan> {
+        let quick = args.quick;
+        let runs = args.runs.unwrap_or(if quick { 3 } else { 5 });
+        if runs == 0 {
+            return Err(Failure::Usage("--runs must be at least 1".into()));
+        }
+        let size = args.size.unwrap_or(if quick { 128 << 20 } else { 1 << 30 });
+        if size == 0 {
+            return Err(Failure::Usage("--size must be at least 1 byte".into()));
+        }
+        let mut measures = if args.measures.is_empty() {
+            Measure::ALL.to_vec()
+        } else {
+            args.measures.clone()
+        };
+        measures.sort();
+        measures.dedup();
+        let mut connections = if args.connections.is_empty() {
+            if quick {
+                vec![1000]
+            } else {
+                vec![1000, 10_000]
+            }
+        } else {
+            args.connections.clone()
+        };
+        connections.sort_unstable();
+        connections.dedup();
+        if connections.contains(&0) {
+            return Err(Failure::Usage("--connections must be at least 1".into()));
+        }
+        let positive = |value: Option<u32>, default: u32, name: &str| match value {
+            Some(0) => Err(Failure::Usage(format!("{name} must be at least 1"))),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        Ok(Plan {
+            quick,
+            size,
+            runs,
+            memory_runs: positive(args.memory_runs, runs.min(3), "--memory-runs")?,
+            measures,
+            contenders: select(&args.only)?,
+            connections,
+            round_trips: positive(
+                args.round_trips,
+                if quick { 2000 } else { 20_000 },
+                "--round-trips",
+            )?,
+            handshakes: positive(
+                args.handshakes,
+                if quick { 300 } else { 2000 },
+                "--handshakes",
+            )?,
+            handshakes_in_flight: 4,
+            out: args.out.clone().unwrap_or_else(default_out),
+            write: !args.no_write,
+            verbose: args.verbose,
+            command_line: command_line(),
+        })
+    }
+
+    /// The selected contenders taking part in `measure`, in report order.
+    pub(crate) fn contenders_for(&self, measure: Measure) -> Vec<&'static Contender> {
+        contender::ALL
+            .iter()
+            .filter(|c| self.contenders.contains(&c.name) && c.takes_part_in(measure))
+            .collect()
+    }
+}
+
+/// Contenders whose names contain one of `only`, plus the TCP baselines of their models.
+fn select(only: &[String]) -> Outcome<Vec<&'static str>> {
+    if only.is_empty() {
+        return Ok(contender::ALL.iter().map(|c| c.name).collect());
+    }
+    let chosen: Vec<&Contender> = contender::ALL
+        .iter()
+        .filter(|c| only.iter().any(|s| c.name.contains(s.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = contender::ALL.iter().map(|c| c.name).collect();
+        return Err(Failure::Usage(format!(
+            "--only matches no contender; the contenders are {}",
+            names.join(", ")
+        )));
+    }
+    Ok(contender::ALL
+        .iter()
+        .filter(|c| {
+            chosen.iter().any(|x| x.name == c.name)
+                || (c.stack == Stack::Tcp && chosen.iter().any(|x| x.model == c.model))
+        })
+        .map(|c| c.name)
+        .collect())
+}
+
+/// `docs/bench` in the workspace this program was built from.
+fn default_out() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bench"))
+}
+
+/// The command line as typed, program name shortened to `tlsflow-bench`.
+fn command_line() -> String {
+    let mut words = vec!["tlsflow-bench".to_owned()];
+    for arg in std::env::args().skip(1) {
+        let plain = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@".contains(c));
+        words.push(if plain {
+            arg
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        });
+    }
+    words.join(" ")
+}
+
+/// `4096`, `500KB`, `64MiB`, `1GiB`, `1.5GB`: decimal units are powers of 1000, binary
+/// units (`KiB`, `MiB`, `GiB`) powers of 1024.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit = unit.trim();
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "mb" | "m" => 1000 * 1000,
+        "gb" | "g" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    if number.is_empty() {
+        return Err(format!("{text:?} has no number"));
+    }
+    let bytes = if number.contains('.') {
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{number:?} is not a number"))?;
+        (value * factor as f64).round() as u64
+    } else {
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{number:?} is not a number"))?;
+        value
+            .checked_mul(factor)
+            .ok_or_else(|| format!("{text:?} is too large"))?
+    };
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("500KB"), Ok(500_000));
+        assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! results.md: the machine, the setup, one table per measure and the targets.
+
+use std::fmt::Write as _;
+
+use crate::cli::Measure;
+use crate::contender::{Contender, Model, REFERENCE};
+use crate::results::{Results, Table};
+use crate::stats::Summary;
+
+pub(crate) fn render(results: &Results) -> String {
+    let mut out = String::new();
+    header(&mut out, results);
+    for table in &results.tables {
+        render_table(&mut out, table);
+    }
+    targets(&mut out, results);
+    if !results.notes.is_empty() || !results.failures.is_empty() {
+        out.push_str("\n## Notes\n\n");
+        for note in &results.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        for failure in &results.failures {
+            let _ = writeln!(out, "- FAILED: {failure}");
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, r: &Results) {
+    let m = &r.machine;
+    let plan = &r.plan;
+    let args = r.command.strip_prefix("tlsflow-bench").unwrap_or("").trim();
+    let _ = writeln!(out, "# tlsflow benchmark: side by side, one run\n");
+    let _ = writeln!(out, "- Command: `{}`", r.command);
+    let _ = writeln!(
+        out,
+        "- Reproduce from the workspace root: `cargo run --release -p tlsflow-bench{}`",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {args}")
+        }
+    );
+    let _ = writeln!(out, "- Date: {}", r.date);
+    let _ = writeln!(
+        out,
+        "- Machine: {} CPUs, {}; flags: {}",
+        m.nproc,
+        m.cpu,
+        if m.cpu_flags.is_empty() {
+            "(none of the relevant ones)".to_owned()
+        } else {
+            m.cpu_flags.join(" ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "- Kernel {}; {}; {}; {}",
+        m.kernel,
+        m.rustc.as_deref().unwrap_or("rustc not found"),
+        m.glibc.as_deref().unwrap_or("glibc version unknown"),
+        m.openssl
+    );
+    if let Some(tunables) = &m.glibc_tunables {
+        let _ = writeln!(out, "- `GLIBC_TUNABLES={tunables}`");
+    }
+    let _ = writeln!(
+        out,
+        "- Transfers: {} per direction; {} runs per figure (memory: {}), contenders alternating \
+         round-robin within each run; {} round trips and {} handshakes per run; whole run {:.0} s",
+        bytes(plan.size),
+        plan.runs,
+        plan.memory_runs,
+        plan.round_trips,
+        plan.handshakes,
+        r.elapsed_s
+    );
+    out.push_str(SETUP);
+    if !r.negotiated.is_empty() {
+        out.push_str("\nNegotiated (checked on every measured connection): ");
+        let list: Vec<String> = r
+            .negotiated
+            .iter()
+            .map(|(c, n)| format!("{c} `{n}`"))
+            .collect();
+        out.push_str(&list.join(", "));
+        out.push_str(".\n");
+    }
+}
+
+const SETUP: &str = "
+## Setup
+
+Both ends of every connection run in this one process over 127.0.0.1, with Nagle off and
+the kernel's default socket buffers. All TLS contenders share one rustls client/server
+configuration pair (tokio-rustls, rustls's `StreamOwned` and tlsflow's rustls engine get the
+same `Arc`s) and one OpenSSL `SslContext` pair (tokio-openssl and tlsflow's OpenSSL engine):
+TLS 1.3 only, `TLS_AES_128_GCM_SHA256` only, X25519, an ECDSA P-256 self-signed certificate
+verified as `localhost`, no session tickets or resumption. rustls uses the aws-lc-rs provider.
+
+- **One-way**: a writer thread sends the same buffer of random bytes (as long as one write)
+  again and again; a reader thread reads with a buffer of that size and compares every byte
+  with what was sent (plain TCP too). tokio: a current-thread runtime on each of the two
+  threads; non-blocking: each thread with its own mio `Poll`. Time and CPU run from the first
+  write to the reader's end of stream; TLS connections then close cleanly (`close_notify`
+  both ways). CPU is user + system time of the whole process (both ends) per GiB moved.
+  \"× TCP\" divides by the plain-TCP contender of the same I/O model.
+- **Duplex**: both ends send and receive at once through split halves. tokio: one
+  multi-thread runtime with 2 workers, each end a reader task and a writer task (tlsflow's
+  `into_split_tokio`, `tokio::io::split` for the peers, the socket's own halves for TCP);
+  blocking: four threads (tlsflow's `into_split`). Aggregate MB/s of both directions.
+- **Round trips**: 1 KiB request, 1 KiB echoed response, one connection, client and server
+  each on its own thread (tokio: a current-thread runtime each).
+- **Handshakes**: the server runs on one thread and completes connections one after another
+  (tokio: concurrent tasks on one current-thread runtime); the clients run on another
+  thread, a current-thread tokio runtime with 4 connections in flight, using the contender's
+  library (tokio-rustls for `rustls-stream`, tlsflow on tokio for tlsflow's blocking and
+  non-blocking contenders). Each connection echoes a 32-byte message and closes cleanly.
+  The TCP rows are plain connections, for scale.
+- **Memory**: the contender's tokio server runs in a child process (a current-thread
+  runtime); each connection completes its handshake, echoes a 1 KiB message and stays idle,
+  its task waiting on a read. Figure: growth of the child's resident set (VmRSS) from before
+  the first connection (after one warm-up connection) to all connections idle, divided by
+  the number of connections.
+";
+
+fn bytes(n: u64) -> String {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{} GiB", n >> 30)
+    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// `1234567.8` as `1,234,568`.
+pub(crate) fn thousands(value: f64) -> String {
+    let rounded = value.round();
+    let digits = format!("{:.0}", rounded.abs());
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if rounded < 0.0 {
+        format!("−{grouped}")
+    } else {
+        grouped
+    }
+}
+
+fn median_of(table: &Table, contender: &str) -> Option<f64> {
+    table
+        .row(contender)
+        .and_then(Summary::value)
+        .map(|s| s.median)
+}
+
+fn model_of(name: &str) -> Option<Model> {
+    Contender::by_name(name).map(|c| c.model)
+}
+
+/// The contender's median over its own model's TCP baseline's median.
+fn tcp_ratio(table: &Table, contender: &str) -> Option<f64> {
+    let baseline = model_of(contender)?.baseline();
+    Some(median_of(table, contender)? / median_of(table, baseline)?)
+}
+
+/// The contender's median over tokio-rustls's median.
+fn reference_ratio(table: &Table, contender: &str) -> Option<f64> {
+    Some(median_of(table, contender)? / median_of(table, REFERENCE)?)
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×"))
+}
+
+fn render_table(out: &mut String, table: &Table) {
+    let _ = writeln!(out, "\n## {}\n", table.title);
+    let runs_note = format!("{} runs", table.runs);
+    match table.measure {
+        Measure::Oneway | Measure::Duplex => {
+            let _ = writeln!(
+                out,
+                "| contender | model | MB/s (median of {runs_note}) | min–max | × TCP | × {REFERENCE} | CPU s/GiB | CPU min–max |"
+            );
+            out.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        }
+        Measure::Rtt | Measure::Handshake => {
+            let _ = writeln!(
+                out,
+                "| contender | model | {} (median of {runs_note}) | min–max | × TCP | × {REFERENCE} |",
+                table.unit
+            );
+            out.push_str("|---|---|---:|---:|---:|---:|\n");
+        }
+        Measure::Memory => {
+            let _ = writeln!(
+                out,
+                "| contender | bytes per connection (median of {runs_note}) | min–max | above tcp-tokio |"
+            );
+            out.push_str("|---|---:|---:|---:|\n");
+        }
+    }
+    for row in &table.rows {
+        let name = row.contender.as_str();
+        let Some(value) = Summary::value(row) else {
+            let _ = writeln!(out, "| {name} | failed | | | | | | |");
+            continue;
+        };
+        let model = model_of(name).map_or("?", Model::name);
+        let is_tls = Contender::by_name(name).is_some_and(Contender::is_tls);
+        let vs_reference = if is_tls {
+            ratio(reference_ratio(table, name))
+        } else {
+            "—".to_owned()
+        };
+        let range = format!("{}–{}", thousands(value.min), thousands(value.max));
+        match table.measure {
+            Measure::Oneway | Measure::Duplex => {
+                let cpu = Summary::cpu(row);
+                let _ = writeln!(
+                    out,
+                    "| {name} | {model} | {} | {range} | {} | {vs_reference} | {} | {} |",
+                    thousands(value.median),
+                    ratio(tcp_ratio(table, name)),
+                    cpu.map_or_else(|| "—".to_owned(), |c| format!("{:.2}", c.median)),
+                    cpu.map_or_else(String::new, |c| format!("{:.2}–{:.2}", c.min, c.max)),
+                );
+            }
+            Measure::Rtt | Measure::Handshake => {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {model} | {} | {range} | {} | {vs_reference} |",
+                    thousands(value.median),
+                    ratio(tcp_ratio(table, name)),
+                );
+            }
+            Measure::Memory => {
+                let above = median_of(table, "tcp-tokio")
+                    .filter(|_| is_tls)
+                    .map_or_else(|| "—".to_owned(), |tcp| thousands(value.median - tcp));
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {range} | {above} |",
+                    thousands(value.median)
+                );
+            }
+        }
+    }
+    if table.measure == Measure::Memory {
+        let _ = writeln!(
+            out,
+            "\nMemory runs: {} (the other measures: see the header).",
+            table.runs
+        );
+    }
+}
+
+/// One line of the targets table.
+struct Target {
+    goal: &'static str,
+    /// The best tlsflow contender and its figure, if measured.
+    best: Option<(String, f64)>,
+    met: fn(f64) -> bool,
+    show: fn(f64) -> String,
+}
+
+fn best(
+    table: Option<&Table>,
+    kind: fn(&Contender) -> bool,
+    figure: impl Fn(&Table, &str) -> Option<f64>,
+    higher_is_better: bool,
+) -> Option<(String, f64)> {
+    let table = table?;
+    let mut candidates: Vec<(String, f64)> = table
+        .rows
+        .iter()
+        .filter(|r| Contender::by_name(&r.contender).is_some_and(kind))
+        .filter_map(|r| Some((r.contender.clone(), figure(table, &r.contender)?)))
+        .collect();
+    candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
+    if higher_is_better {
+        candidates.pop()
+    } else {
+        candidates.into_iter().next()
+    }
+}
+
+fn tlsflow_any(c: &Contender) -> bool {
+    c.is_tlsflow()
+}
+
+fn tlsflow_tokio(c: &Contender) -> bool {
+    c.is_tlsflow() && c.model == Model::Tokio
+}
+
+fn cpu_median(table: &Table, contender: &str) -> Option<f64> {
+    table
+        .row(contender)
+        .and_then(Summary::cpu)
+        .map(|s| s.median)
+}
+
+fn above_tcp(table: &Table, contender: &str) -> Option<f64> {
+    Some(median_of(table, contender)? - median_of(table, "tcp-tokio")?)
+}
+
+fn targets(out: &mut String, r: &Results) {
+    let times = |v: f64| format!("{v:.2}×");
+    let big = r.table("oneway-256KiB");
+    let small = r.table("oneway-16KiB");
+    let memory = r
+        .tables
+        .iter()
+        .filter(|t| t.measure == Measure::Memory)
+        .max_by_key(|t| t.parameter);
+    let list = [
+        Target {
+            goal: "one-way 256 KiB writes ≥ 0.75× plain TCP (same I/O model)",
+            best: best(big, tlsflow_any, tcp_ratio, true),
+            met: |v| v >= 0.75,
+            show: times,
+        },
+        Target {
+            goal: "one-way 256 KiB writes ≥ 1.8× tokio-rustls (tlsflow on tokio)",
+            best: best(big, tlsflow_tokio, reference_ratio, true),
+            met: |v| v >= 1.8,
+            show: times,
+        },
+        Target {
+            goal: "one-way 16 KiB writes ≥ 0.85× plain TCP (same I/O model)",
+            best: best(small, tlsflow_any, tcp_ratio, true),
+            met: |v| v >= 0.85,
+            show: times,
+        },
+        Target {
+            goal: "≤ 0.75 CPU-s/GiB, one-way 256 KiB writes (both ends)",
+            best: best(big, tlsflow_any, cpu_median, false),
+            met: |v| v <= 0.75,
+            show: |v| format!("{v:.2} s/GiB"),
+        },
+        Target {
+            goal: "≤ 4 KB (4,000 bytes) per idle connection above TCP (largest count measured)",
+            best: best(memory, tlsflow_tokio, above_tcp, false),
+            met: |v| v <= 4000.0,
+            show: |v| format!("{} bytes", thousands(v)),
+        },
+        Target {
+            goal: "round trips ≥ tokio-rustls (tlsflow on tokio)",
+            best: best(r.table("rtt"), tlsflow_tokio, reference_ratio, true),
+            met: |v| v >= 1.0,
+            show: times,
+        },
+        Target {
+            goal: "handshakes ≥ tokio-rustls (tlsflow on tokio)",
+            best: best(r.table("handshake"), tlsflow_tokio, reference_ratio, true),
+            met: |v| v >= 1.0,
+            show: times,
+        },
+        Target {
+            goal: "duplex ≥ 1.5× tokio-rustls (tlsflow on tokio)",
+            best: best(r.table("duplex"), tlsflow_tokio, reference_ratio, true),
+            met: |v| v >= 1.5,
+            show: times,
+        },
+    ];
+    out.push_str("\n## Targets\n\nEach with the best tlsflow contender of the kind named.\n\n");
+    out.push_str("| target | best tlsflow contender | measured | verdict |\n|---|---|---:|---|\n");
+    for target in list {
+        match target.best {
+            Some((name, value)) => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {name} | {} | {} |",
+                    target.goal,
+                    (target.show)(value),
+                    if (target.met)(value) { "MET" } else { "MISSED" }
+                );
+            }
+            None => {
+                let _ = writeln!(out, "| {} | — | not measured | — |", target.goal);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1234.5), "1,235");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(-4321.0), "−4,321");
+    }
+}

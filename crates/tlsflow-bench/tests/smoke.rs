@@ -1,0 +1,120 @@
+//! The built program, end to end, with tiny sizes: every measure runs, every output is
+//! written, and every contender is in the report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CONTENDERS: [&str; 12] = [
+    "tcp-blocking",
+    "tcp-nonblocking",
+    "tcp-tokio",
+    "tlsflow-blocking-rustls",
+    "tlsflow-nonblocking-rustls",
+    "tlsflow-tokio-rustls",
+    "tlsflow-blocking-openssl",
+    "tlsflow-nonblocking-openssl",
+    "tlsflow-tokio-openssl",
+    "rustls-stream",
+    "tokio-rustls",
+    "tokio-openssl",
+];
+
+fn bench(args: &[&str], out: Option<&Path>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tlsflow-bench"));
+    command.args(args);
+    if let Some(out) = out {
+        command.arg("--out").arg(out);
+    }
+    command.output().expect("cannot run tlsflow-bench")
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_tiny_run_writes_every_output_and_names_every_contender() {
+    let out = fresh_dir("smoke");
+    let output = bench(
+        &[
+            "--size",
+            "4MiB",
+            "--runs",
+            "1",
+            "--measure",
+            "oneway",
+            "--measure",
+            "duplex",
+            "--measure",
+            "rtt",
+            "--measure",
+            "handshake",
+            "--measure",
+            "memory",
+            "--connections",
+            "50",
+            "--round-trips",
+            "200",
+            "--handshakes",
+            "20",
+        ],
+        Some(&out),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tlsflow-bench failed:\n{stderr}");
+
+    let report = std::fs::read_to_string(out.join("results.md")).expect("results.md");
+    for contender in CONTENDERS {
+        assert!(report.contains(contender), "{contender} missing:\n{report}");
+    }
+    for section in [
+        "One-way transfer, 16 KiB writes",
+        "One-way transfer, 256 KiB writes",
+        "Duplex",
+        "Round trips",
+        "Handshakes",
+        "Memory per idle connection, 50 connections",
+        "## Targets",
+    ] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+    assert!(!report.contains("FAILED"), "{report}");
+
+    let png = std::fs::read(out.join("throughput.png")).expect("throughput.png");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
+            .expect("results.json is JSON");
+    let tables = json["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), 6, "{json}");
+    for table in tables {
+        for row in table["rows"].as_array().expect("rows") {
+            assert_eq!(
+                row["samples"].as_array().expect("samples").len(),
+                1,
+                "{row}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mistakes_are_one_line_errors() {
+    for args in [
+        &["--size", "12 parsecs"][..],
+        &["--only", "no-such-contender", "--no-write"],
+        &["--runs", "0", "--no-write"],
+    ] {
+        let output = bench(args, None);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let output = bench(&["--only", "no-such-contender", "--no-write"], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("tokio-rustls"), "{stderr}");
+}
