@@ -1,10 +1,14 @@
-//! Process-wide CPU time (both ends of every connection run in this process) and the
-//! open-file limit.
+//! Process-wide CPU time (both ends of every connection run in this process), the
+//! open-file limit, and pinning threads to CPUs.
 
 use std::time::Duration;
 
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::resource::{getrlimit, getrusage, setrlimit, Resource, UsageWho};
 use nix::sys::time::TimeValLike;
+use nix::unistd::Pid;
+
+use crate::failure::{Failure, Outcome};
 
 /// User plus system CPU time of all threads of this process so far (zero if the kernel
 /// will not say).
@@ -44,4 +48,22 @@ pub(crate) fn raise_nofile_limit() -> u64 {
         return hard;
     }
     soft
+}
+
+/// The CPUs this process may run on.
+pub(crate) fn usable_cpus() -> Vec<usize> {
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+        Err(_) => vec![0],
+    }
+}
+
+/// Keeps the calling thread on `cpu`.
+pub(crate) fn pin_to(cpu: usize) -> Outcome<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)
+        .and_then(|()| sched_setaffinity(Pid::from_raw(0), &set))
+        .map_err(|e| Failure::io(format!("cannot pin a thread to CPU {cpu}: {e}")))
 }

@@ -1,7 +1,8 @@
-//! Handshakes: a server on one thread accepts and completes full TLS 1.3 handshakes
-//! (no resumption), one connection after another (tokio: concurrent tasks on one
-//! current-thread runtime); a client thread keeps a few connections in flight on its own
-//! current-thread tokio runtime, the same way for every contender. Each connection moves
+//! Handshakes: a server on one thread, pinned to one CPU, accepts and completes full TLS
+//! 1.3 handshakes (no resumption), one connection after another (tokio: concurrent tasks
+//! on one current-thread runtime); a client thread on the other CPU keeps a few
+//! connections in flight on its own current-thread tokio runtime, the same way for every
+//! contender. Each connection moves
 //! one small message there and back, then closes cleanly.
 
 use std::io::Write;
@@ -16,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::blocking::{self, STALL};
 use crate::contender::{Contender, Model, Stack};
+use crate::cpu::{pin_to, usable_cpus};
 use crate::failure::{Context, Failure, Outcome};
 use crate::pattern::Pattern;
 use crate::results::Measured;
@@ -39,15 +41,23 @@ pub(crate) fn run(
     let message = Pattern::random(MESSAGE);
     let abort = AtomicBool::new(false);
     let (model, stack) = (contender.model, contender.stack);
+    // The server gets a CPU of its own, the clients the other one (when there are two).
+    let cpus = usable_cpus();
+    let client_cpu = cpus.first().copied().unwrap_or(0);
+    let server_cpu = cpus.get(1).copied().unwrap_or(client_cpu);
     thread::scope(|scope| {
-        let serving = scope.spawn(|| match model {
-            Model::Blocking => serve_blocking(stack, tls, listener, count, &abort),
-            Model::Nonblocking => serve_nonblocking(stack, tls, listener, count, &abort),
-            Model::Tokio => serve_tokio(stack, tls, listener, count, &abort),
+        let serving = scope.spawn(|| {
+            pin_to(server_cpu)?;
+            match model {
+                Model::Blocking => serve_blocking(stack, tls, listener, count, &abort),
+                Model::Nonblocking => serve_nonblocking(stack, tls, listener, count, &abort),
+                Model::Tokio => serve_tokio(stack, tls, listener, count, &abort),
+            }
         });
-        let clients = joined(
-            scope.spawn(|| clients(stack.tokio_client(), tls, addr, count, in_flight, &message)),
-        );
+        let clients = joined(scope.spawn(|| {
+            pin_to(client_cpu)?;
+            clients(stack.tokio_client(), tls, addr, count, in_flight, &message)
+        }));
         if clients.is_err() {
             // Wake a server waiting in accept, so that it sees the abort.
             abort.store(true, Ordering::SeqCst);

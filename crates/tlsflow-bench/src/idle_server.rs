@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::contender::{Contender, Model, Stack};
@@ -107,8 +107,9 @@ where
         }
         conn.write_all(&buf).await?;
         conn.flush().await?;
-        // Idle: wait for the peer's end (or more bytes), then answer its close.
-        tokio_conn::drain(&mut conn).await?;
+        // Idle: wait on a read into the same buffer until the peer ends the connection,
+        // then answer its close.
+        while conn.read(&mut buf).await? != 0 {}
         conn.shutdown().await
     };
     if let Err(e) = served.await {

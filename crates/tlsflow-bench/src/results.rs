@@ -175,18 +175,30 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
                 })?);
             }
             Measure::Rtt => {
-                let spec = Spec::new(
-                    "rtt".into(),
-                    measure,
-                    format!(
-                        "Round trips: 1 KiB request, 1 KiB response, {} per run",
-                        plan.round_trips
+                let cpus = crate::cpu::usable_cpus();
+                let first = cpus.first().copied().unwrap_or(0);
+                let mut placements = vec![("one-core", "one CPU", (first, first))];
+                match cpus.get(1) {
+                    Some(&second) => placements.push(("two-cores", "two CPUs", (first, second))),
+                    None => notes.push(
+                        "Round trips on two CPUs skipped: this process may use only one.".into(),
                     ),
-                    "round trips/s",
-                );
-                tables.push(run.round_robin(spec, plan.runs, &contenders, |c| {
-                    rtt::run(c, &tls, plan.round_trips)
-                })?);
+                }
+                for (id, label, pair) in placements {
+                    let spec = Spec::new(
+                        format!("rtt-{id}"),
+                        measure,
+                        format!(
+                            "Round trips, client and server threads on {label}: 1 KiB request, \
+                             1 KiB response, {} per run",
+                            plan.round_trips
+                        ),
+                        "round trips/s",
+                    );
+                    tables.push(run.round_robin(spec, plan.runs, &contenders, |c| {
+                        rtt::run(c, &tls, plan.round_trips, pair)
+                    })?);
+                }
             }
             Measure::Handshake => {
                 let spec = Spec::new(
@@ -230,6 +242,12 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
             }
         }
     }
+    let mut negotiated = run.negotiated;
+    negotiated.sort_by_key(|(name, _)| {
+        crate::contender::ALL
+            .iter()
+            .position(|c| c.name == name.as_str())
+    });
     Ok(Results {
         date: crate::machine::utc_now(),
         command: plan.command_line.clone(),
@@ -237,7 +255,7 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
         plan: plan.clone(),
         nofile_limit,
         elapsed_s: started.elapsed().as_secs_f64(),
-        negotiated: run.negotiated,
+        negotiated,
         tables,
         notes,
         failures: run.failures,

@@ -1,6 +1,8 @@
 //! Round trips: the client sends a 1 KiB request and waits for the server's 1 KiB response
 //! (an echo, checked), `count` times on one connection. Client and server each run on their
-//! own thread (tokio: a current-thread runtime each).
+//! own thread (tokio: a current-thread runtime each), pinned to given CPUs: on one CPU a
+//! round trip costs the two sides' CPU work and two thread switches; on two CPUs it also
+//! waits for cross-CPU wake-ups, which dominate on virtual machines.
 
 use std::io::{self, Read, Write};
 use std::thread;
@@ -10,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::blocking::{self, STALL};
 use crate::contender::{Contender, Model, Stack};
+use crate::cpu::pin_to;
 use crate::failure::{Context, Failure, Outcome};
 use crate::pattern::Pattern;
 use crate::results::Measured;
@@ -22,12 +25,15 @@ pub(crate) const MESSAGE: usize = 1024;
 
 type Timed = (Instant, Instant, Option<Negotiated>);
 
-pub(crate) fn run(contender: &Contender, tls: &Tls, count: u32) -> Outcome<Measured> {
+/// The CPUs of the client thread and the server thread.
+pub(crate) type Cpus = (usize, usize);
+
+pub(crate) fn run(contender: &Contender, tls: &Tls, count: u32, cpus: Cpus) -> Outcome<Measured> {
     let request = Pattern::random(MESSAGE);
     let (start, end, negotiated) = match contender.model {
-        Model::Blocking => on_blocking(contender.stack, tls, count, &request)?,
-        Model::Nonblocking => on_nonblocking(contender.stack, tls, count, &request)?,
-        Model::Tokio => on_tokio(contender.stack, tls, count, &request)?,
+        Model::Blocking => on_blocking(contender.stack, tls, count, &request, cpus)?,
+        Model::Nonblocking => on_nonblocking(contender.stack, tls, count, &request, cpus)?,
+        Model::Tokio => on_tokio(contender.stack, tls, count, &request, cpus)?,
     };
     Ok(Measured::rate(start, end, count, negotiated))
 }
@@ -69,7 +75,13 @@ pub(crate) async fn read_message_async(
     Ok(true)
 }
 
-fn on_blocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcome<Timed> {
+fn on_blocking(
+    stack: Stack,
+    tls: &Tls,
+    count: u32,
+    request: &Pattern,
+    (client_cpu, server_cpu): Cpus,
+) -> Outcome<Timed> {
     let (client, server) = blocking::tcp_pair().ctx("cannot connect over loopback")?;
     let mut client = blocking::client(stack, tls, client).ctx("client")?;
     let mut server = blocking::server(stack, tls, server).ctx("server")?;
@@ -77,6 +89,7 @@ fn on_blocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcom
     thread::scope(|scope| {
         let asking = scope.spawn(|| {
             let negotiated = line.after(|| {
+                pin_to(client_cpu)?;
                 client.handshake().ctx("client handshake")?;
                 Ok(client.negotiated())
             })?;
@@ -93,7 +106,10 @@ fn on_blocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcom
             Ok((start, end, negotiated))
         });
         let answering = scope.spawn(|| {
-            line.after(|| server.handshake().ctx("server handshake"))?;
+            line.after(|| {
+                pin_to(server_cpu)?;
+                server.handshake().ctx("server handshake")
+            })?;
             let mut buf = [0u8; MESSAGE];
             while read_message(&mut *server, &mut buf).ctx("request")? {
                 server.write_all(&buf).ctx("response")?;
@@ -106,7 +122,13 @@ fn on_blocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcom
     })
 }
 
-fn on_nonblocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcome<Timed> {
+fn on_nonblocking(
+    stack: Stack,
+    tls: &Tls,
+    count: u32,
+    request: &Pattern,
+    (client_cpu, server_cpu): Cpus,
+) -> Outcome<Timed> {
     let (client, server) = blocking::tcp_pair().ctx("cannot connect over loopback")?;
     let mut client = nonblocking::client(stack, tls, client).ctx("client")?;
     let mut server = nonblocking::server(stack, tls, server).ctx("server")?;
@@ -116,6 +138,7 @@ fn on_nonblocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Out
             let conn = &mut *client;
             let mut waiter = nonblocking::Waiter::new().ctx("poll")?;
             let negotiated = line.after(|| {
+                pin_to(client_cpu)?;
                 waiter.register(conn).ctx("poll")?;
                 waiter.handshake(conn).ctx("client handshake")?;
                 Ok(conn.negotiated())
@@ -138,6 +161,7 @@ fn on_nonblocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Out
             let conn = &mut *server;
             let mut waiter = nonblocking::Waiter::new().ctx("poll")?;
             line.after(|| {
+                pin_to(server_cpu)?;
                 waiter.register(conn).ctx("poll")?;
                 waiter.handshake(conn).ctx("server handshake")
             })?;
@@ -153,7 +177,13 @@ fn on_nonblocking(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Out
     })
 }
 
-fn on_tokio(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcome<Timed> {
+fn on_tokio(
+    stack: Stack,
+    tls: &Tls,
+    count: u32,
+    request: &Pattern,
+    (client_cpu, server_cpu): Cpus,
+) -> Outcome<Timed> {
     let (client, server) = blocking::tcp_pair().ctx("cannot connect over loopback")?;
     let line = StartLine::new(2);
     let limit = STALL + std::time::Duration::from_millis(u64::from(count));
@@ -161,6 +191,7 @@ fn on_tokio(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcome<T
         let asking = scope.spawn(|| {
             let runtime = tokio_conn::runtime().ctx("tokio runtime")?;
             let mut conn = line.after(|| {
+                pin_to(client_cpu)?;
                 runtime.block_on(async {
                     let tcp = tokio_conn::adopt(client).ctx("client socket")?;
                     tokio_conn::bounded(STALL, tokio_conn::connect(stack, tls, tcp))
@@ -186,6 +217,7 @@ fn on_tokio(stack: Stack, tls: &Tls, count: u32, request: &Pattern) -> Outcome<T
         let answering = scope.spawn(|| {
             let runtime = tokio_conn::runtime().ctx("tokio runtime")?;
             let mut conn = line.after(|| {
+                pin_to(server_cpu)?;
                 runtime.block_on(async {
                     let tcp = tokio_conn::adopt(server).ctx("server socket")?;
                     tokio_conn::bounded(STALL, tokio_conn::accept(stack, tls, tcp))
