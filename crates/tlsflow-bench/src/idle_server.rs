@@ -28,6 +28,8 @@ pub(crate) fn run(contender: &str) -> Outcome<()> {
     let contender = Contender::by_name(contender)
         .filter(|c| c.model == Model::Tokio)
         .ok_or_else(|| Failure::Usage(format!("{contender:?} is not a tokio contender")))?;
+    // Never outlive the benchmark, even if it is interrupted.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     cpu::raise_nofile_limit();
     let mut pem = String::new();
     std::io::stdin()
