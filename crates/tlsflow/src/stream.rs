@@ -160,6 +160,11 @@ impl<T> TlsStream<T> {
     pub fn buffered(&self) -> Buffered {
         self.session.buffered()
     }
+
+    /// Bytes of buffer memory the stream holds (see [`Session::buffer_capacity`]).
+    pub fn buffer_capacity(&self) -> usize {
+        self.session.buffer_capacity()
+    }
 }
 
 impl<T: Read + Write> TlsStream<T> {

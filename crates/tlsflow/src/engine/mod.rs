@@ -98,6 +98,12 @@ pub trait Engine: Send + 'static {
     /// Frees buffers that hold nothing (the connection is about to wait idle).
     fn release_buffers(&mut self) {}
 
+    /// Bytes of buffer memory the engine holds outside its TLS library (capacity, not
+    /// contents).
+    fn buffer_capacity(&self) -> usize {
+        0
+    }
+
     /// Tells the engine that the transport reached end-of-file.
     fn feed_eof(&mut self);
 

@@ -252,6 +252,11 @@ impl Engine for OpensslEngine {
         Ok(())
     }
 
+    fn buffer_capacity(&self) -> usize {
+        let io = self.stream.get_ref();
+        self.inbox.capacity() + io.incoming.capacity() + io.outgoing.capacity()
+    }
+
     fn input_pending(&self) -> usize {
         self.inbox.len()
     }

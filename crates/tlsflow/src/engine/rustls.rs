@@ -396,6 +396,10 @@ impl Engine for RustlsEngine {
         }
     }
 
+    fn buffer_capacity(&self) -> usize {
+        self.inbox.capacity() + self.bufs.staging.capacity() + self.bufs.out.capacity()
+    }
+
     fn feed_eof(&mut self) {
         self.eof = true;
     }

@@ -101,6 +101,11 @@ impl Output {
         self.commit(data.len());
     }
 
+    /// Bytes allocated.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Removes `n` sent bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.len());
@@ -181,6 +186,11 @@ impl Inbox {
 
     pub(crate) fn filled(&mut self, n: usize) {
         self.end += n;
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Frees the buffer when it holds nothing (an idle connection keeps no receive buffer).

@@ -269,6 +269,13 @@ impl Session {
         Interest { read, write }
     }
 
+    /// Bytes of buffer memory the session holds for queues (allocated capacity, whatever it
+    /// contains; the TLS library's own state is not counted). Zero for a connection that
+    /// waits idle after an async or non-blocking read found no data.
+    pub fn buffer_capacity(&self) -> usize {
+        self.outbox.capacity() + self.engine.buffer_capacity()
+    }
+
     /// The byte counters.
     pub fn counters(&self) -> Counters {
         self.counters
