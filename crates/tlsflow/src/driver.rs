@@ -13,6 +13,9 @@ use std::ops::DerefMut;
 use std::task::{ready, Context, Poll};
 
 use crate::session::{ReadOutcome, Session};
+
+/// The largest plaintext of one record.
+const MAX_FRAGMENT: usize = 16 * 1024;
 use crate::Error;
 
 /// A transport seen through one poll interface, whatever its I/O model. `Pending` means the
@@ -75,7 +78,15 @@ pub(crate) fn receive_once<I: PollIo>(
             )
             .into()));
         }
-        match ready!(io.poll_read(cx, buf)) {
+        let read = match io.poll_read(cx, buf) {
+            Poll::Ready(read) => read,
+            Poll::Pending => {
+                // Nothing to read: the connection may stay idle a long time, without buffers.
+                session.release_idle_buffers();
+                return Poll::Pending;
+            }
+        };
+        match read {
             Ok(n) => {
                 if let Err(e) = session.input_received(n) {
                     let pending = session.pending_output();
@@ -204,14 +215,31 @@ pub(crate) fn poll_write<L: Link>(
     }
     ready!(poll_handshake(link, cx))?;
     loop {
-        let accepted = link.session().write_plaintext(buf)?;
+        let (accepted, send_now) = {
+            let mut session = link.session();
+            let accepted = session.write_plaintext(buf)?;
+            (accepted, !coalesce(&session, accepted))
+        };
         if accepted > 0 {
-            send_opportunistically(link, cx)?;
+            if send_now {
+                send_opportunistically(link, cx)?;
+            }
             return Poll::Ready(Ok(accepted));
         }
         // The outbox is full: make room. Pending here means nothing was accepted.
         ready!(link.poll_send(cx))?;
     }
+}
+
+/// Bulk writes queue at least this much ciphertext before a send.
+pub(crate) const COALESCE_BYTES: usize = 64 * 1024;
+
+/// Whether the records of a write of `accepted` bytes may wait for more: only writes of at
+/// least a full record (bulk data) are coalesced, up to [`COALESCE_BYTES`] or the send limit;
+/// smaller writes (messages) go out at once. Flush sends everything either way.
+fn coalesce(session: &Session, accepted: usize) -> bool {
+    let queued = session.buffered().outgoing_ciphertext;
+    accepted >= MAX_FRAGMENT && queued < COALESCE_BYTES.min(session.limits().send)
 }
 
 /// Succeeds once every accepted byte is with the transport and the transport is flushed.

@@ -181,7 +181,7 @@ impl<R, W> ReadHalf<R, W> {
             .sender
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
-        session.restore_in_flight(&sender.in_flight[sender.start..]);
+        session.restore_in_flight(sender.in_flight.pending());
         Ok(TlsStream::new(f(self.io, sender.io), session))
     }
 

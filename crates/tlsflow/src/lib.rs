@@ -131,7 +131,9 @@
 //! ```
 //!
 //! Like a `BufWriter`, an accepted write may still be queued: flush to know it reached the
-//! transport. Dropping a future never loses bytes a write reported as accepted.
+//! transport (writes of a full record or more are coalesced into sends of up to 64 KiB;
+//! smaller writes go out at once). Dropping a future never loses bytes a write reported as
+//! accepted.
 //!
 //! ## Full duplex
 //!

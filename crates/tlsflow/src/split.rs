@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::driver::{Link, PollRead};
-use crate::session::Session;
+use crate::session::{Output, Session};
 use crate::Error;
 
 /// Locks a mutex whose holder cannot have left it half-updated: every critical section
@@ -28,8 +28,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The write transport and the ciphertext taken from the session but not yet written.
 pub(crate) struct Sender<W> {
     pub(crate) io: W,
-    pub(crate) in_flight: Vec<u8>,
-    pub(crate) start: usize,
+    pub(crate) in_flight: Output,
     wakers: Arc<WriteWakers>,
     waker: Waker,
 }
@@ -107,8 +106,7 @@ impl<W> Shared<W> {
             session: Mutex::new(session),
             sender: Mutex::new(Sender {
                 io,
-                in_flight: Vec::new(),
-                start: 0,
+                in_flight: Output::default(),
                 waker: Waker::from(wakers.clone()),
                 wakers,
             }),
@@ -151,9 +149,7 @@ where
         };
         let mut progressed = false;
         let result = loop {
-            if sender.start == sender.in_flight.len() {
-                sender.in_flight.clear();
-                sender.start = 0;
+            if sender.in_flight.is_empty() {
                 let mut session = lock(&shared.session);
                 session.take_output(&mut sender.in_flight);
                 if sender.in_flight.is_empty() {
@@ -163,19 +159,18 @@ where
             let Sender {
                 io,
                 in_flight,
-                start,
                 wakers,
                 waker,
             } = &mut *sender;
             wakers.register(mode, cx.waker());
-            match poll_write(io, &mut Context::from_waker(waker), &in_flight[*start..]) {
+            match poll_write(io, &mut Context::from_waker(waker), in_flight.pending()) {
                 Poll::Pending => break Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     break Poll::Ready(Err(fail(shared, &mut sender, Error::WriteZero)))
                 }
                 Poll::Ready(Ok(n)) => {
-                    let n = n.min(in_flight.len() - *start);
-                    *start += n;
+                    let n = n.min(in_flight.len());
+                    in_flight.consume(n);
                     progressed = true;
                     lock(&shared.session).in_flight_sent(n);
                 }
@@ -205,7 +200,6 @@ where
 fn fail<W>(shared: &Shared<W>, sender: &mut Sender<W>, err: Error) -> io::Error {
     // The rest of the record in flight can never be sent: drop it with the session.
     sender.in_flight.clear();
-    sender.start = 0;
     lock(&shared.session).fail(err).into()
 }
 
@@ -256,11 +250,20 @@ where
             .into()));
         }
         if self.buf.len() < space {
-            self.buf.resize(space, 0);
+            if self.buf.is_empty() {
+                *self.buf = crate::session::buffers::take_buffer(space);
+            } else {
+                self.buf.resize(space, 0);
+            }
         }
         loop {
             match self.io.poll_read(cx, &mut self.buf[..space]) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Possibly idle for long: keep no buffers meanwhile.
+                    crate::session::buffers::give_back(std::mem::take(self.buf));
+                    lock(&self.shared.session).release_idle_buffers();
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(n)) => {
                     let mut session = lock(&self.shared.session);
                     let input = session.input_buffer();

@@ -18,7 +18,10 @@ pub const DEFAULT_CLOSE_DRAIN_LIMIT: u64 = 1024 * 1024;
 /// - [`write`](Write::write) returns `Ok(n)` with `n >= 1` once `n` bytes are sealed; their
 ///   ciphertext is then the stream's to deliver, however little the transport takes at a
 ///   time. `Err(WouldBlock)` means nothing was accepted. It never returns `Ok(0)` for a
-///   non-empty buffer and never asks for the same bytes again.
+///   non-empty buffer and never asks for the same bytes again. A write smaller than one
+///   record (16 KiB) is sent at once as far as the transport takes it; the records of larger
+///   (bulk) writes may wait for the next write, up to 64 KiB, so bulk data leaves in fewer,
+///   larger sends. [`flush`](Write::flush) sends everything.
 /// - [`flush`](Write::flush) succeeds only when every accepted byte has been handed to the
 ///   transport and the transport has been flushed.
 /// - [`read`](Read::read) returns `Ok(0)` only after the peer's `close_notify`; an end-of-file
@@ -156,6 +159,11 @@ impl<T> TlsStream<T> {
     /// What the stream buffers now.
     pub fn buffered(&self) -> Buffered {
         self.session.buffered()
+    }
+
+    /// Bytes of buffer memory the stream holds (see [`Session::buffer_capacity`]).
+    pub fn buffer_capacity(&self) -> usize {
+        self.session.buffer_capacity()
     }
 }
 

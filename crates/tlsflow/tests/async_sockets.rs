@@ -215,6 +215,53 @@ async fn tokio_half_close() {
     assert_eq!(tls.state(), State::Closed);
 }
 
+/// After a burst of traffic both ends wait for more; the stream then holds no buffers (they
+/// go back to a per-thread pool), so thousands of idle connections cost only their TLS state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_streams_give_their_buffers_back() {
+    for (client_engine, server_engine) in engine_pairs() {
+        let (client_config, server_config) =
+            self_signed_configs_on(client_engine, server_engine, Limits::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = server_config.accept_tokio(tcp).await.unwrap();
+            let mut request = vec![0u8; 1 << 20];
+            tls.read_exact(&mut request).await.unwrap();
+            tls.write_all(&request[..1024]).await.unwrap();
+            tls.flush().await.unwrap();
+            tls
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls = client_config.connect_tokio("localhost", tcp).await.unwrap();
+        tls.write_all(&vec![7u8; 1 << 20]).await.unwrap();
+        tls.flush().await.unwrap();
+        let mut reply = [0u8; 1024];
+        tls.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply, [7u8; 1024]);
+        let mut server_tls = server.await.unwrap();
+        for (name, stream) in [("client", &mut tls), ("server", &mut server_tls)] {
+            // A read that finds nothing: the connection is idle.
+            let mut byte = [0u8; 1];
+            let idle =
+                tokio::time::timeout(Duration::from_millis(20), stream.read(&mut byte)).await;
+            assert!(idle.is_err(), "{name}: no data was expected");
+            assert_eq!(
+                stream.buffer_capacity(),
+                0,
+                "{name} ({client_engine:?} -> {server_engine:?}) keeps buffers while idle"
+            );
+        }
+        // Traffic resumes normally.
+        tls.write_all(b"again").await.unwrap();
+        tls.flush().await.unwrap();
+        let mut again = [0u8; 5];
+        server_tls.read_exact(&mut again).await.unwrap();
+        assert_eq!(&again, b"again");
+    }
+}
+
 // ---- futures-io on smol ----
 
 async fn futures_send<W: futures_io::AsyncWrite + Unpin>(

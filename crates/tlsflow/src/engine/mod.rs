@@ -14,6 +14,7 @@ pub(crate) mod rustls;
 pub use self::openssl::OpensslEngine;
 pub use self::rustls::RustlsEngine;
 
+pub use crate::session::Output;
 use crate::Error;
 
 /// The outcome of asking an engine for plaintext.
@@ -53,13 +54,15 @@ impl std::fmt::Display for ProtocolVersion {
 ///
 /// The contract, which [`Session`](crate::Session) relies on:
 ///
-/// - [`feed_ciphertext`](Engine::feed_ciphertext) takes a prefix of the bytes offered and
-///   processes every complete record in it. It returns `Ok(0)` when it can take nothing now
-///   (its plaintext buffer is full, or the peer's `close_notify` has arrived); it is never
-///   offered an empty slice.
+/// - Received ciphertext goes into the engine's own input buffer: the session asks for
+///   [`input_space`](Engine::input_space), the driver reads into it, and
+///   [`input_filled`](Engine::input_filled) reports the count. The engine processes complete
+///   records as far as its plaintext limit allows (about one record of decrypted plaintext
+///   waits at a time) and keeps the rest buffered until
+///   [`process_input`](Engine::process_input) is called again. It may decrypt in place.
 /// - [`write_plaintext`](Engine::write_plaintext) is only called once the handshake is over.
-///   Accepted plaintext is sealed at once: after the call, its ciphertext is available from
-///   [`take_ciphertext`](Engine::take_ciphertext).
+///   Accepted plaintext is sealed at once and its ciphertext appended to the output buffer
+///   given, after any handshake or alert ciphertext the engine was holding.
 /// - [`take_ciphertext`](Engine::take_ciphertext) moves *all* pending ciphertext (handshake
 ///   messages, records, alerts) out of the engine, in order. After it returns, the engine owns
 ///   no unsent ciphertext.
@@ -69,13 +72,37 @@ pub trait Engine: Send + 'static {
     /// Whether the handshake is still in progress.
     fn is_handshaking(&self) -> bool;
 
-    /// Offers ciphertext received from the peer; returns how many bytes were taken.
+    /// Room at the end of the input buffer, such that at most `capacity` bytes are buffered.
+    /// Empty when the buffer is full.
+    fn input_space(&mut self, capacity: usize) -> &mut [u8];
+
+    /// Reports that `n` bytes were written at the start of the last
+    /// [`input_space`](Engine::input_space), and processes them.
     ///
     /// # Errors
     ///
     /// A TLS failure caused by the ciphertext (bad record, failed decryption, rejected
     /// certificate, fatal alert).
-    fn feed_ciphertext(&mut self, data: &[u8]) -> Result<usize, Error>;
+    fn input_filled(&mut self, n: usize) -> Result<(), Error>;
+
+    /// Processes buffered input further (called after plaintext was read).
+    ///
+    /// # Errors
+    ///
+    /// As for [`input_filled`](Engine::input_filled).
+    fn process_input(&mut self) -> Result<(), Error>;
+
+    /// Received ciphertext bytes not yet processed.
+    fn input_pending(&self) -> usize;
+
+    /// Frees buffers that hold nothing (the connection is about to wait idle).
+    fn release_buffers(&mut self) {}
+
+    /// Bytes of buffer memory the engine holds outside its TLS library (capacity, not
+    /// contents).
+    fn buffer_capacity(&self) -> usize {
+        0
+    }
 
     /// Tells the engine that the transport reached end-of-file.
     fn feed_eof(&mut self);
@@ -91,15 +118,16 @@ pub trait Engine: Send + 'static {
     /// Bytes of decrypted plaintext waiting to be read.
     fn plaintext_pending(&self) -> usize;
 
-    /// Seals plaintext; returns how many bytes were accepted.
+    /// Seals plaintext, appending its ciphertext to `out`; returns how many bytes were
+    /// accepted.
     ///
     /// # Errors
     ///
     /// A TLS failure (for example, sealing after the connection failed).
-    fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error>;
+    fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error>;
 
     /// Appends all pending ciphertext to `out`.
-    fn take_ciphertext(&mut self, out: &mut Vec<u8>);
+    fn take_ciphertext(&mut self, out: &mut Output);
 
     /// Whether ciphertext is waiting to be taken.
     fn has_ciphertext(&self) -> bool;

@@ -13,7 +13,8 @@ use std::net::IpAddr;
 use openssl::ssl::{ErrorCode, NameType, ShutdownState, Ssl, SslContext, SslStream, SslVersion};
 use openssl::x509::X509VerifyResult;
 
-use super::{Engine, PlainRead, ProtocolVersion};
+use super::{Engine, Output, PlainRead, ProtocolVersion};
+use crate::session::Inbox;
 use crate::Error;
 
 /// Undecrypted ciphertext the engine holds at most: two full records.
@@ -79,6 +80,8 @@ impl Write for MemoryIo {
 /// A TLS engine backed by an OpenSSL `SSL` object on memory buffers.
 pub struct OpensslEngine {
     stream: SslStream<MemoryIo>,
+    /// Ciphertext received and not yet handed to OpenSSL.
+    inbox: Inbox,
     client: bool,
     handshaking: bool,
     peer_closed: bool,
@@ -138,6 +141,7 @@ impl OpensslEngine {
             .map_err(|e| Error::config(format!("cannot set up OpenSSL: {e}")))?;
         Ok(OpensslEngine {
             stream,
+            inbox: Inbox::default(),
             client,
             handshaking: true,
             peer_closed: false,
@@ -218,18 +222,55 @@ impl Engine for OpensslEngine {
         self.handshaking
     }
 
-    fn feed_ciphertext(&mut self, data: &[u8]) -> Result<usize, Error> {
+    fn input_space(&mut self, capacity: usize) -> &mut [u8] {
+        self.inbox.spare(capacity)
+    }
+
+    fn input_filled(&mut self, n: usize) -> Result<(), Error> {
+        assert!(
+            self.inbox.can_fill(n),
+            "more input reported than space given"
+        );
+        self.inbox.filled(n);
+        self.process_input()
+    }
+
+    fn process_input(&mut self) -> Result<(), Error> {
+        while self.inbox.len() > 0 {
+            let io = self.stream.get_mut();
+            let room = INCOMING_LIMIT.saturating_sub(io.buffered());
+            let taken = self.inbox.len().min(room);
+            if taken == 0 || self.peer_closed {
+                break;
+            }
+            io.push_incoming(&self.inbox.data()[..taken]);
+            self.inbox.consume(taken);
+            if self.handshaking {
+                self.drive_handshake()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn buffer_capacity(&self) -> usize {
+        let io = self.stream.get_ref();
+        self.inbox.capacity() + io.incoming.capacity() + io.outgoing.capacity()
+    }
+
+    fn input_pending(&self) -> usize {
+        self.inbox.len()
+    }
+
+    fn release_buffers(&mut self) {
+        self.inbox.release();
         let io = self.stream.get_mut();
-        let room = INCOMING_LIMIT.saturating_sub(io.buffered());
-        let taken = data.len().min(room);
-        if taken == 0 || self.peer_closed {
-            return Ok(0);
+        if io.buffered() == 0 {
+            io.incoming = Vec::new();
+            io.start = 0;
         }
-        io.push_incoming(&data[..taken]);
-        if self.handshaking {
-            self.drive_handshake()?;
+        if io.outgoing.is_empty() {
+            io.outgoing = Vec::new();
         }
-        Ok(taken)
     }
 
     fn feed_eof(&mut self) {
@@ -275,9 +316,12 @@ impl Engine for OpensslEngine {
         self.stream.ssl().pending()
     }
 
-    fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error> {
+    fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error> {
         match self.stream.ssl_write(data) {
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                self.take_ciphertext(out);
+                Ok(n)
+            }
             // Only renegotiation could make a write wait for a read, and it is disabled;
             // should it happen anyway, nothing was accepted.
             Err(e) if e.code() == ErrorCode::WANT_READ => Ok(0),
@@ -285,13 +329,10 @@ impl Engine for OpensslEngine {
         }
     }
 
-    fn take_ciphertext(&mut self, out: &mut Vec<u8>) {
+    fn take_ciphertext(&mut self, out: &mut Output) {
         let io = self.stream.get_mut();
-        if out.is_empty() {
-            std::mem::swap(out, &mut io.outgoing);
-        } else {
-            out.append(&mut io.outgoing);
-        }
+        out.extend_from_slice(&io.outgoing);
+        io.outgoing.clear();
     }
 
     fn has_ciphertext(&self) -> bool {

@@ -1,35 +1,93 @@
-//! The rustls engine: rustls 0.23's buffered connection API on memory buffers.
+//! The rustls engine: rustls 0.23's unbuffered connection API, on buffers the engine owns.
+//!
+//! Received ciphertext is decrypted in place in the engine's input buffer, and application
+//! data is sealed straight into the session's send queue: no intermediate copy on either
+//! path, and no buffer inside rustls beyond the one record of plaintext it hands out. An idle
+//! connection frees its buffers and keeps only the TLS state.
 
-use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, Connection, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, WriteTraffic,
+};
 
-use super::{Engine, PlainRead, ProtocolVersion};
+use super::{Engine, Output, PlainRead, ProtocolVersion};
+use crate::session::Inbox;
 use crate::Error;
 
-/// rustls refuses ciphertext once this much plaintext waits to be read (its own fixed limit);
-/// the engine stops taking ciphertext before reaching it.
-const RUSTLS_PLAINTEXT_LIMIT: usize = 16 * 1024;
+/// While a handshake message may be in flight, the input buffer holds at least this much:
+/// rustls joins a fragmented handshake message (up to 64 KiB) in place in it.
+const HANDSHAKE_INPUT: usize = 72 * 1024;
+
+/// Output space reserved per record beyond its plaintext (header, content type, tag, and
+/// the explicit nonce of TLS 1.2), before rustls says exactly how much it needs.
+const RECORD_OVERHEAD: usize = 64;
+
+/// The largest plaintext of one record.
+const MAX_FRAGMENT: usize = 16 * 1024;
+
+enum Conn {
+    Client(UnbufferedClientConnection),
+    Server(UnbufferedServerConnection),
+}
+
+/// What a pass over rustls's state machine is for.
+enum Op<'a> {
+    /// Process received ciphertext, up to the first record of application data.
+    Input,
+    /// Copy the waiting record of application data into this buffer.
+    Read(&'a mut [u8]),
+    /// Seal this plaintext into this output buffer.
+    Seal(&'a [u8], &'a mut Output),
+    /// Seal a `close_notify` alert.
+    CloseNotify,
+    /// Ask for a TLS 1.3 key update.
+    KeyUpdate,
+    /// Only emit what rustls has queued (after a failure, or a key update request).
+    Flush,
+}
+
+/// What the pass did.
+enum Flow {
+    Continue,
+    Done(usize),
+}
+
+/// The engine's state, apart from the connection and its input buffer.
+#[derive(Default)]
+struct Buffers {
+    /// Handshake messages and alerts, encoded and waiting to be taken.
+    out: Vec<u8>,
+    /// Plaintext taken out of rustls and not read yet (the rest of a record larger than the
+    /// reader's buffer, or records moved aside so that a write could proceed).
+    staging: Vec<u8>,
+    staging_start: usize,
+    /// Length of the decrypted record rustls holds (at most one at a time).
+    record_pending: usize,
+    peer_closed: bool,
+}
 
 /// A TLS engine backed by a rustls connection.
 pub struct RustlsEngine {
-    conn: Connection,
+    conn: Conn,
+    inbox: Inbox,
+    bufs: Buffers,
     server_name: Option<String>,
-    plaintext_pending: usize,
-    peer_closed: bool,
-    /// Plaintext authenticated before a fatal error, moved out of rustls when the error
-    /// struck, so the application still receives every byte that arrived intact.
-    salvaged: Vec<u8>,
-    salvaged_start: usize,
+    /// Whether the server has looked for the SNI in the ClientHello yet.
+    sni_read: bool,
+    eof: bool,
+    failure: Option<Error>,
 }
 
 impl std::fmt::Debug for RustlsEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RustlsEngine")
             .field("client", &self.is_client())
-            .field("handshaking", &self.conn.is_handshaking())
+            .field("handshaking", &self.is_handshaking())
             .finish_non_exhaustive()
     }
 }
@@ -44,11 +102,11 @@ impl RustlsEngine {
     pub fn client(config: Arc<rustls::ClientConfig>, server_name: &str) -> Result<Self, Error> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::config(format!("invalid server name {server_name:?}")))?;
-        let conn = ClientConnection::new(config, name).map_err(map_error)?;
-        Ok(RustlsEngine::wrap(
-            Connection::Client(conn),
-            Some(server_name.to_owned()),
-        ))
+        let conn = UnbufferedClientConnection::new(config, name).map_err(map_error)?;
+        let mut engine = RustlsEngine::wrap(Conn::Client(conn), Some(server_name.to_owned()));
+        // The client speaks first: encode the ClientHello now.
+        engine.pass(Op::Flush)?;
+        Ok(engine)
     }
 
     /// A server engine.
@@ -57,43 +115,221 @@ impl RustlsEngine {
     ///
     /// [`Error::Config`] when rustls rejects the configuration.
     pub fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, Error> {
-        let conn = ServerConnection::new(config).map_err(map_error)?;
-        Ok(RustlsEngine::wrap(Connection::Server(conn), None))
+        let conn = UnbufferedServerConnection::new(config).map_err(map_error)?;
+        Ok(RustlsEngine::wrap(Conn::Server(conn), None))
     }
 
-    fn wrap(mut conn: Connection, server_name: Option<String>) -> Self {
-        // The session bounds what it offers; this is a second fence, not the primary one.
-        conn.set_buffer_limit(Some(4 * 1024 * 1024));
+    fn wrap(conn: Conn, server_name: Option<String>) -> Self {
         RustlsEngine {
             conn,
+            inbox: Inbox::default(),
+            bufs: Buffers::default(),
             server_name,
-            plaintext_pending: 0,
-            peer_closed: false,
-            salvaged: Vec::new(),
-            salvaged_start: 0,
+            sni_read: false,
+            eof: false,
+            failure: None,
         }
     }
 
-    /// The underlying rustls connection, for what the engine trait does not cover.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    fn common(&self) -> &rustls::CommonState {
+        match &self.conn {
+            Conn::Client(c) => c,
+            Conn::Server(s) => s,
+        }
     }
 
-    fn process(&mut self) -> Result<(), Error> {
-        match self.conn.process_new_packets() {
-            Ok(state) => {
-                self.plaintext_pending = state.plaintext_bytes_to_read();
-                self.peer_closed |= state.peer_has_closed();
-                Ok(())
-            }
+    /// Runs rustls's state machine until `op` is done or needs more input.
+    fn pass(&mut self, mut op: Op<'_>) -> Result<usize, Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        match self.run(&mut op) {
+            Ok(n) => Ok(n),
             Err(err) => {
-                // Records before the bad one were authenticated: keep their plaintext.
-                let mut chunk = [0u8; 4096];
-                while let Ok(n @ 1..) = self.conn.reader().read(&mut chunk) {
-                    self.salvaged.extend_from_slice(&chunk[..n]);
+                self.failure = Some(err.clone());
+                // rustls queues an alert for the peer; plaintext it authenticated before the
+                // failure stays readable.
+                let _ = self.run(&mut Op::Flush);
+                Err(err)
+            }
+        }
+    }
+
+    fn run(&mut self, op: &mut Op<'_>) -> Result<usize, Error> {
+        let RustlsEngine {
+            conn, inbox, bufs, ..
+        } = self;
+        // Each pass consumes input or reaches a state that ends it; the bound only guards
+        // against a state machine that stops doing either.
+        for _ in 0..1_000_000 {
+            let (discard, flow) = match conn {
+                Conn::Client(c) => {
+                    let status = c.process_tls_records(inbox.data_mut());
+                    (status.discard, step(status.state, bufs, op))
                 }
-                self.plaintext_pending = self.salvaged.len() - self.salvaged_start;
-                Err(map_error(err))
+                Conn::Server(s) => {
+                    let status = s.process_tls_records(inbox.data_mut());
+                    (status.discard, step(status.state, bufs, op))
+                }
+            };
+            inbox.consume(discard);
+            match flow? {
+                Flow::Continue => {}
+                Flow::Done(n) => return Ok(n),
+            }
+        }
+        Err(Error::protocol("rustls made no progress"))
+    }
+
+    fn staged(&self) -> usize {
+        self.bufs.staging.len() - self.bufs.staging_start
+    }
+}
+
+/// Handles one state of rustls's state machine.
+fn step<Data>(
+    state: Result<ConnectionState<'_, '_, Data>, rustls::Error>,
+    bufs: &mut Buffers,
+    op: &mut Op<'_>,
+) -> Result<Flow, Error> {
+    match state.map_err(map_error)? {
+        ConnectionState::ReadTraffic(mut traffic) => {
+            if let Op::Input = op {
+                if let Some(len) = traffic.peek_len() {
+                    bufs.record_pending = NonZeroUsize::get(len);
+                    return Ok(Flow::Done(0));
+                }
+            }
+            let mut copied = 0;
+            while let Some(record) = traffic.next_record() {
+                let payload = record.map_err(map_error)?.payload;
+                let direct = match op {
+                    Op::Read(buf) => {
+                        let n = payload.len().min(buf.len() - copied);
+                        buf[copied..copied + n].copy_from_slice(&payload[..n]);
+                        copied += n;
+                        n
+                    }
+                    _ => 0,
+                };
+                if bufs.staging_start == bufs.staging.len() {
+                    bufs.staging.clear();
+                    bufs.staging_start = 0;
+                }
+                bufs.staging.extend_from_slice(&payload[direct..]);
+            }
+            bufs.record_pending = 0;
+            Ok(match op {
+                Op::Read(_) => Flow::Done(copied),
+                _ => Flow::Continue,
+            })
+        }
+        ConnectionState::EncodeTlsData(mut encode) => {
+            let start = bufs.out.len();
+            let mut need = 4096;
+            loop {
+                bufs.out.resize(start + need, 0);
+                match encode.encode(&mut bufs.out[start..]) {
+                    Ok(n) => {
+                        bufs.out.truncate(start + n);
+                        break;
+                    }
+                    Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size }))
+                        if required_size > need =>
+                    {
+                        need = required_size
+                    }
+                    Err(e) => {
+                        bufs.out.truncate(start);
+                        return Err(Error::protocol(format!("cannot encode a TLS message: {e}")));
+                    }
+                }
+            }
+            Ok(Flow::Continue)
+        }
+        // Encoded messages are in `out`, which the session sends in order before anything
+        // sealed later: for rustls they count as transmitted.
+        ConnectionState::TransmitTlsData(transmit) => {
+            transmit.done();
+            Ok(Flow::Continue)
+        }
+        ConnectionState::BlockedHandshake => match op {
+            Op::KeyUpdate => Err(Error::config(
+                "key update not possible: the handshake is not complete",
+            )),
+            _ => Ok(Flow::Done(0)),
+        },
+        ConnectionState::WriteTraffic(mut traffic) => match op {
+            Op::Input | Op::Read(_) | Op::Flush => Ok(Flow::Done(0)),
+            Op::Seal(data, out) => {
+                out.extend_from_slice(&bufs.out);
+                bufs.out.clear();
+                seal(&mut traffic, data, out)?;
+                Ok(Flow::Done(data.len()))
+            }
+            Op::CloseNotify => {
+                let start = bufs.out.len();
+                bufs.out.resize(start + 256, 0);
+                match traffic.queue_close_notify(&mut bufs.out[start..]) {
+                    Ok(n) => bufs.out.truncate(start + n),
+                    Err(e) => {
+                        bufs.out.truncate(start);
+                        return Err(Error::protocol(format!("cannot seal close_notify: {e}")));
+                    }
+                }
+                Ok(Flow::Done(0))
+            }
+            Op::KeyUpdate => {
+                traffic
+                    .refresh_traffic_keys()
+                    .map_err(|e| Error::config(format!("key update not possible: {e}")))?;
+                // The next pass encodes the KeyUpdate message.
+                *op = Op::Flush;
+                Ok(Flow::Continue)
+            }
+        },
+        ConnectionState::PeerClosed => {
+            bufs.peer_closed = true;
+            Ok(Flow::Continue)
+        }
+        ConnectionState::Closed => {
+            bufs.peer_closed = true;
+            match op {
+                Op::Seal(..) => Err(Error::WriteAfterShutdown),
+                _ => Ok(Flow::Done(0)),
+            }
+        }
+        ConnectionState::ReadEarlyData(_) => Err(Error::protocol(
+            "the peer sent 0-RTT early data, which this stream does not accept",
+        )),
+        other => Err(Error::protocol(format!(
+            "unexpected rustls connection state {other:?}"
+        ))),
+    }
+}
+
+/// Seals all of `data` into records appended to `out`.
+fn seal<Data>(
+    traffic: &mut WriteTraffic<'_, Data>,
+    data: &[u8],
+    out: &mut Output,
+) -> Result<(), Error> {
+    let mut need = data.len() + (data.len() / MAX_FRAGMENT + 1) * RECORD_OVERHEAD;
+    loop {
+        match traffic.encrypt(data, out.spare(need)) {
+            Ok(n) => {
+                out.commit(n);
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size }))
+                if required_size > need =>
+            {
+                need = required_size;
+            }
+            Err(e) => {
+                return Err(Error::protocol(format!(
+                    "cannot seal application data: {e}"
+                )))
             }
         }
     }
@@ -101,97 +337,133 @@ impl RustlsEngine {
 
 impl Engine for RustlsEngine {
     fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        self.common().is_handshaking()
     }
 
-    fn feed_ciphertext(&mut self, data: &[u8]) -> Result<usize, Error> {
-        debug_assert!(!data.is_empty(), "an empty read means EOF to rustls");
-        if data.is_empty() || self.peer_closed || self.plaintext_pending >= RUSTLS_PLAINTEXT_LIMIT {
-            return Ok(0);
-        }
-        let mut reader = data;
-        let taken = match self.conn.read_tls(&mut reader) {
-            Ok(n) => n,
-            // rustls signals a full internal buffer with `Other`; with the checks above this
-            // means an oversized handshake message from the peer.
-            Err(e) => {
-                return Err(Error::protocol(format!(
-                    "peer overran the TLS buffers: {e}"
-                )))
-            }
+    fn input_space(&mut self, capacity: usize) -> &mut [u8] {
+        let capacity = if self.is_handshaking() || self.inbox.len() > 0 {
+            capacity.max(HANDSHAKE_INPUT)
+        } else {
+            capacity
         };
-        self.process()?;
-        Ok(taken)
+        self.inbox.spare(capacity)
+    }
+
+    fn input_filled(&mut self, n: usize) -> Result<(), Error> {
+        assert!(
+            self.inbox.can_fill(n),
+            "more input reported than space given"
+        );
+        self.inbox.filled(n);
+        if !self.sni_read && matches!(self.conn, Conn::Server(_)) {
+            if let Some(name) = client_hello_sni(self.inbox.data()) {
+                self.sni_read = true;
+                self.server_name = name;
+            }
+        }
+        self.process_input()
+    }
+
+    fn process_input(&mut self) -> Result<(), Error> {
+        if self.bufs.record_pending > 0 || self.inbox.len() == 0 {
+            return Ok(());
+        }
+        let before = self.inbox.len();
+        self.pass(Op::Input)?;
+        if self.inbox.len() >= HANDSHAKE_INPUT.max(before)
+            && self.inbox.len() == before
+            && self.bufs.record_pending == 0
+        {
+            let err = Error::protocol("peer overran the TLS buffers: a message too large");
+            self.failure = Some(err.clone());
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn input_pending(&self) -> usize {
+        self.inbox.len()
+    }
+
+    fn release_buffers(&mut self) {
+        self.inbox.release();
+        if self.staged() == 0 {
+            self.bufs.staging = Vec::new();
+            self.bufs.staging_start = 0;
+        }
+        if self.bufs.out.is_empty() {
+            self.bufs.out = Vec::new();
+        }
+    }
+
+    fn buffer_capacity(&self) -> usize {
+        self.inbox.capacity() + self.bufs.staging.capacity() + self.bufs.out.capacity()
     }
 
     fn feed_eof(&mut self) {
-        let _ = self.conn.read_tls(&mut io::empty());
+        self.eof = true;
     }
 
     fn read_plaintext(&mut self, buf: &mut [u8]) -> Result<PlainRead, Error> {
-        if self.salvaged_start < self.salvaged.len() {
-            let rest = &self.salvaged[self.salvaged_start..];
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.salvaged_start += n;
-            self.plaintext_pending = self.salvaged.len() - self.salvaged_start;
+        let staged = self.staged();
+        if staged > 0 {
+            let start = self.bufs.staging_start;
+            let n = staged.min(buf.len());
+            buf[..n].copy_from_slice(&self.bufs.staging[start..start + n]);
+            self.bufs.staging_start += n;
             return Ok(PlainRead::Data(n));
         }
-        match self.conn.reader().read(buf) {
-            Ok(0) if !buf.is_empty() => {
-                self.peer_closed = true;
-                Ok(PlainRead::Closed)
+        if self.bufs.record_pending > 0 && self.failure.is_none() {
+            let n = self.pass(Op::Read(buf))?;
+            if n > 0 {
+                return Ok(PlainRead::Data(n));
             }
-            Ok(n) => {
-                self.plaintext_pending = self.plaintext_pending.saturating_sub(n);
-                Ok(PlainRead::Data(n))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(PlainRead::Empty),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated),
-            Err(e) => Err(Error::protocol(e.to_string())),
+        }
+        if self.bufs.peer_closed {
+            Ok(PlainRead::Closed)
+        } else if self.eof {
+            Err(Error::Truncated)
+        } else {
+            Ok(PlainRead::Empty)
         }
     }
 
     fn plaintext_pending(&self) -> usize {
-        self.plaintext_pending
+        self.staged() + self.bufs.record_pending
     }
 
-    fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error> {
-        self.conn
-            .writer()
-            .write(data)
-            .map_err(|e| Error::protocol(format!("rustls refused plaintext: {e}")))
+    fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error> {
+        self.pass(Op::Seal(data, out))
     }
 
-    fn take_ciphertext(&mut self, out: &mut Vec<u8>) {
-        while self.conn.wants_write() {
-            // Writing into a Vec cannot fail.
-            if self.conn.write_tls(out).is_err() {
-                break;
-            }
-        }
+    fn take_ciphertext(&mut self, out: &mut Output) {
+        out.extend_from_slice(&self.bufs.out);
+        self.bufs.out.clear();
     }
 
     fn has_ciphertext(&self) -> bool {
-        self.conn.wants_write()
+        !self.bufs.out.is_empty()
     }
 
     fn send_close_notify(&mut self) {
-        self.conn.send_close_notify();
+        // A failed engine sends no close_notify (its alert is already queued).
+        let _ = self.pass(Op::CloseNotify);
     }
 
     fn peer_closed(&self) -> bool {
-        self.peer_closed
+        self.bufs.peer_closed
     }
 
     fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
-        self.conn
-            .refresh_traffic_keys()
-            .map_err(|e| Error::config(format!("key update not possible: {e}")))
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        // A refusal (TLS 1.2, handshake not done) leaves the connection usable.
+        self.run(&mut Op::KeyUpdate).map(|_| ())
     }
 
     fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.conn.protocol_version().map(|v| match v {
+        self.common().protocol_version().map(|v| match v {
             rustls::ProtocolVersion::TLSv1_2 => ProtocolVersion::Tls12,
             rustls::ProtocolVersion::TLSv1_3 => ProtocolVersion::Tls13,
             other => ProtocolVersion::Other(u16::from(other)),
@@ -199,31 +471,106 @@ impl Engine for RustlsEngine {
     }
 
     fn cipher_suite(&self) -> Option<String> {
-        self.conn
+        self.common()
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
     }
 
     fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.conn.alpn_protocol().map(<[u8]>::to_vec)
+        self.common().alpn_protocol().map(<[u8]>::to_vec)
     }
 
     fn server_name(&self) -> Option<String> {
         match &self.conn {
-            Connection::Client(_) => self.server_name.clone(),
-            Connection::Server(s) => s.server_name().map(str::to_owned),
+            Conn::Client(_) => self.server_name.clone(),
+            // Reported once the handshake accepted it.
+            Conn::Server(_) if self.is_handshaking() => None,
+            Conn::Server(_) => self.server_name.clone(),
         }
     }
 
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
-        self.conn
+        self.common()
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
     }
 
     fn is_client(&self) -> bool {
-        matches!(self.conn, Connection::Client(_))
+        matches!(self.conn, Conn::Client(_))
     }
+}
+
+/// The host name a ClientHello asks for (its `server_name` extension), read from the first
+/// record of the client's first flight.
+///
+/// `None` while that record is incomplete; `Some(None)` when the ClientHello has no host name
+/// or is not one this parser understands (rustls itself then decides what to do with it).
+fn client_hello_sni(data: &[u8]) -> Option<Option<String>> {
+    let header = data.get(..5)?;
+    let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+    let record = data.get(5..5 + len)?;
+    if header[0] != 22 {
+        return Some(None);
+    }
+    Some(parse_sni(record))
+}
+
+/// A cursor over a byte slice that never reads past its end.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<usize> {
+        self.take(1).map(|b| usize::from(b[0]))
+    }
+
+    fn u16(&mut self) -> Option<usize> {
+        self.take(2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+
+    fn vec8(&mut self) -> Option<&'a [u8]> {
+        let n = self.u8()?;
+        self.take(n)
+    }
+
+    fn vec16(&mut self) -> Option<&'a [u8]> {
+        let n = self.u16()?;
+        self.take(n)
+    }
+}
+
+fn parse_sni(handshake: &[u8]) -> Option<String> {
+    let mut c = Cursor(handshake);
+    if c.u8()? != 1 {
+        return None; // not a ClientHello
+    }
+    c.take(3)?; // length (the body may continue in a later record)
+    c.take(2 + 32)?; // legacy_version, random
+    c.vec8()?; // legacy_session_id
+    c.vec16()?; // cipher_suites
+    c.vec8()?; // legacy_compression_methods
+    let mut extensions = Cursor(c.vec16()?);
+    while let Some(kind) = extensions.u16() {
+        let body = extensions.vec16()?;
+        if kind != 0 {
+            continue;
+        }
+        let mut list = Cursor(Cursor(body).vec16()?);
+        while let Some(name_type) = list.u8() {
+            let name = list.vec16()?;
+            if name_type == 0 {
+                return std::str::from_utf8(name).ok().map(str::to_owned);
+            }
+        }
+        return None;
+    }
+    None
 }
 
 /// Maps a rustls error onto tlsflow's error type, keeping rustls's explanation.
@@ -302,6 +649,36 @@ fn alert_name(code: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sni_is_read_from_a_real_client_hello() {
+        let cert = crate::SelfSigned::generate(&["sni.example"]).unwrap();
+        let config = crate::ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .build()
+            .unwrap();
+        let session = config.session("sni.example").unwrap();
+        let hello = session.pending_output().to_vec();
+        assert_eq!(
+            client_hello_sni(&hello),
+            Some(Some("sni.example".to_owned()))
+        );
+        // Incomplete records wait; anything else is no name.
+        assert_eq!(client_hello_sni(&hello[..hello.len() - 1]), None);
+        assert_eq!(client_hello_sni(&[23, 3, 3, 0, 1, 0]), Some(None));
+        let mut cut = hello.clone();
+        cut.truncate(60);
+        cut[3..5].copy_from_slice(&55u16.to_be_bytes());
+        assert_eq!(client_hello_sni(&cut), Some(None));
+        // Random bytes never panic.
+        let mut rng = crate::testing::Rng::new(7);
+        for _ in 0..10_000 {
+            let mut junk = hello.clone();
+            let i = rng.below(junk.len());
+            junk[i] = rng.below(256) as u8;
+            let _ = client_hello_sni(&junk);
+        }
+    }
 
     #[test]
     fn alert_names_follow_the_specification() {

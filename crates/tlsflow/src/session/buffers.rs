@@ -1,97 +1,202 @@
 //! The session's two byte queues: ciphertext to send, ciphertext received.
+//!
+//! Connections give their buffers back when they go idle. Freed buffers wait in a small
+//! per-thread pool, so a busy connection that goes idle between bursts gets a buffer back
+//! without allocating or zeroing it, while thousands of idle connections hold none.
 
-/// Ciphertext waiting for the transport, consumed only by the counts the transport reports.
+use std::cell::RefCell;
+
+/// Buffers kept per thread for reuse.
+const POOL_BUFFERS: usize = 8;
+
+thread_local! {
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An initialized buffer of at least `len` bytes (its contents are arbitrary).
+pub(crate) fn take_buffer(len: usize) -> Vec<u8> {
+    let pooled = POOL
+        .try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let i = pool.iter().position(|b| b.len() >= len)?;
+            Some(pool.swap_remove(i))
+        })
+        .ok()
+        .flatten();
+    pooled.unwrap_or_else(|| vec![0; len])
+}
+
+/// Gives a buffer back for reuse on this thread (or frees it when the pool is full).
+pub(crate) fn give_back(buf: Vec<u8>) {
+    if buf.is_empty() {
+        return;
+    }
+    let _ = POOL.try_with(|pool| {
+        if let Ok(mut pool) = pool.try_borrow_mut() {
+            if pool.len() < POOL_BUFFERS {
+                pool.push(buf);
+            }
+        }
+    });
+}
+
+/// Ciphertext queued for the transport, in order. Sessions own one; engines append to it.
+///
+/// Only the counts the transport reports remove bytes from the front. The buffer keeps its
+/// initialized length between uses, so sealing into it costs no zeroing.
 #[derive(Debug, Default)]
-pub(super) struct Outbox {
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
-}
-
-impl Outbox {
-    pub(super) fn pending(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    pub(super) fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-    }
-
-    /// Makes room at the end by dropping the consumed front, when that is worth a move.
-    pub(super) fn prepare_append(&mut self) -> &mut Vec<u8> {
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        &mut self.buf
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.buf = Vec::new();
-        self.start = 0;
-    }
-}
-
-/// Ciphertext read from the transport and not yet taken by the engine.
-#[derive(Debug)]
-pub(super) struct Inbox {
+pub struct Output {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    capacity: usize,
 }
 
-impl Inbox {
-    pub(super) fn new(capacity: usize) -> Self {
-        Inbox {
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            capacity,
-        }
-    }
-
-    pub(super) fn data(&self) -> &[u8] {
+impl Output {
+    /// The queued bytes.
+    pub fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    pub(super) fn len(&self) -> usize {
+    /// How many bytes are queued.
+    pub fn len(&self) -> usize {
         self.end - self.start
     }
 
-    pub(super) fn consume(&mut self, n: usize) {
-        self.start += n;
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Room for at least `min` more bytes after the queued ones. Write into a prefix of it,
+    /// then [`commit`](Self::commit) how much was written.
+    pub fn spare(&mut self, min: usize) -> &mut [u8] {
+        if self.start > 0 && (self.start == self.end || self.end + min > self.buf.len()) {
+            // Drop the sent front instead of growing.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < self.end + min {
+            self.buf.resize(self.end + min, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Queues the first `n` bytes of the last [`spare`](Self::spare).
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds that space.
+    pub fn commit(&mut self, n: usize) {
+        assert!(
+            self.end + n <= self.buf.len(),
+            "committed more than the space given"
+        );
+        self.end += n;
+    }
+
+    /// Queues a copy of `data`.
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.spare(data.len())[..data.len()].copy_from_slice(data);
+        self.commit(data.len());
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Removes `n` sent bytes from the front.
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n.min(self.len());
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
     }
 
-    pub(super) fn spare(&mut self) -> &mut [u8] {
+    /// Drops everything, and the buffer with it.
+    pub(crate) fn clear(&mut self) {
+        *self = Output::default();
+    }
+
+    /// Frees the buffer when nothing is queued.
+    pub(crate) fn release(&mut self) {
+        if self.is_empty() {
+            self.clear();
+        }
+    }
+}
+
+/// Ciphertext read from the transport and not yet processed by the engine. Engines own one:
+/// they decrypt records in place in it.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(crate) fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room to read into, so that at most `capacity` bytes are buffered. The buffer is
+    /// allocated here, on first use after [`release`](Self::release).
+    pub(crate) fn spare(&mut self, capacity: usize) -> &mut [u8] {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < self.capacity {
-            self.buf.resize(self.capacity, 0);
+        if self.buf.len() < capacity {
+            if self.buf.is_empty() {
+                self.buf = take_buffer(capacity);
+            } else {
+                self.buf.resize(capacity, 0);
+            }
         }
-        &mut self.buf[self.end..]
+        let top = capacity.max(self.end);
+        &mut self.buf[self.end..top]
     }
 
     /// Whether `n` more bytes fit in the buffer last handed out by `spare`.
-    pub(super) fn can_fill(&self, n: usize) -> bool {
+    pub(crate) fn can_fill(&self, n: usize) -> bool {
         self.end + n <= self.buf.len()
     }
 
-    pub(super) fn filled(&mut self, n: usize) {
+    pub(crate) fn filled(&mut self, n: usize) {
         self.end += n;
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Frees the buffer when it holds nothing (an idle connection keeps no receive buffer).
+    pub(crate) fn release(&mut self) {
+        if self.len() == 0 {
+            give_back(std::mem::take(&mut self.buf));
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The sans-I/O session core: connection state, byte accounting and bounded buffers.
 
-mod buffers;
+pub(crate) mod buffers;
 
-use self::buffers::{Inbox, Outbox};
+pub(crate) use self::buffers::Inbox;
+pub use self::buffers::Output;
 use crate::engine::{Engine, PlainRead, ProtocolVersion};
 use crate::Error;
 
@@ -17,9 +18,16 @@ pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
 ///   remains, so queued ciphertext stays under `send` plus the per-record overhead of what was
 ///   sealed (under 1%), plus at most one handshake flight and alerts, which are not
 ///   application data.
-/// - `receive`: ciphertext read from the transport but not yet taken by the engine. The engine
-///   adds its own bounded buffer on top: for rustls, at most 16 KiB of decrypted plaintext plus
-///   one record, and one record of undecrypted input.
+/// - `receive`: ciphertext read from the transport and not yet processed. It sits in the
+///   engine's input buffer (the rustls engine decrypts records in place there). On top of it
+///   an engine holds at most one record of decrypted plaintext (16 KiB), and the OpenSSL
+///   engine two records of input inside OpenSSL. While a handshake message may arrive in
+///   fragments, the rustls engine raises the input buffer to 72 KiB, the largest handshake
+///   message plus its record framing.
+///
+/// Both buffers are allocated when traffic flows and given back when the connection waits
+/// with nothing buffered (an async or non-blocking read that finds no data): an idle
+/// connection holds only its TLS state.
 ///
 /// A slow or malicious peer therefore cannot make a session grow: when the send queue is full
 /// writes return `WouldBlock`, and when plaintext is not being read the session stops reading
@@ -34,11 +42,11 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 64 KiB to send, 32 KiB to receive.
+    /// 64 KiB to send, 64 KiB to receive.
     fn default() -> Self {
         Limits {
             send: 64 * 1024,
-            receive: 32 * 1024,
+            receive: 64 * 1024,
         }
     }
 }
@@ -121,8 +129,9 @@ pub struct Buffered {
 
 /// The sans-I/O core of a TLS stream.
 ///
-/// A session owns a TLS [`Engine`], a bounded queue of ciphertext to send (the *outbox*), a
-/// bounded buffer of ciphertext received (the *inbox*), the connection [`State`] and the
+/// A session owns a TLS [`Engine`] (which buffers received ciphertext, bounded by the
+/// session, and may decrypt it in place), a bounded queue of ciphertext to send (the
+/// *outbox*), the connection [`State`] and the
 /// byte [`Counters`]. It never touches a socket: a driver asks it what to do, does exactly
 /// that I/O, and reports the exact count back.
 ///
@@ -148,8 +157,10 @@ pub struct Session {
     engine: Box<dyn Engine>,
     state: State,
     failure: Option<Error>,
-    outbox: Outbox,
-    inbox: Inbox,
+    outbox: Output,
+    /// The size of the input space last handed out (received ciphertext itself lives in the
+    /// engine, which decrypts it in place).
+    input_space: usize,
     limits: Limits,
     counters: Counters,
     close_notify_queued: bool,
@@ -180,8 +191,8 @@ impl Session {
         let mut session = Session {
             state: State::Handshaking,
             failure: None,
-            outbox: Outbox::default(),
-            inbox: Inbox::new(limits.receive),
+            outbox: Output::default(),
+            input_space: 0,
             limits,
             counters: Counters::default(),
             close_notify_queued: false,
@@ -258,6 +269,13 @@ impl Session {
         Interest { read, write }
     }
 
+    /// Bytes of buffer memory the session holds for queues (allocated capacity, whatever it
+    /// contains; the TLS library's own state is not counted). Zero for a connection that
+    /// waits idle after an async or non-blocking read found no data.
+    pub fn buffer_capacity(&self) -> usize {
+        self.outbox.capacity() + self.engine.buffer_capacity()
+    }
+
     /// The byte counters.
     pub fn counters(&self) -> Counters {
         self.counters
@@ -267,7 +285,7 @@ impl Session {
     pub fn buffered(&self) -> Buffered {
         Buffered {
             outgoing_ciphertext: self.outbox.len() + self.in_flight,
-            incoming_ciphertext: self.inbox.len(),
+            incoming_ciphertext: self.engine.input_pending(),
             incoming_plaintext: self.engine.plaintext_pending(),
         }
     }
@@ -300,7 +318,7 @@ impl Session {
             return Ok(0);
         }
         let offer = &data[..data.len().min(space.max(worth))];
-        let accepted = match self.engine.write_plaintext(offer) {
+        let accepted = match self.engine.write_plaintext(offer, &mut self.outbox) {
             Ok(n) => n,
             Err(e) => return Err(self.fail_tls(e)),
         };
@@ -334,15 +352,14 @@ impl Session {
     /// Moves all queued ciphertext to the end of `out`, for a sender that writes it without
     /// holding the session (a split stream). The bytes stay counted against the send limit
     /// until reported with [`in_flight_sent`](Self::in_flight_sent).
-    pub fn take_output(&mut self, out: &mut Vec<u8>) {
+    pub fn take_output(&mut self, out: &mut Output) {
         let n = self.outbox.len();
         if n == 0 {
             return;
         }
-        if out.is_empty() && self.outbox.start == 0 {
+        if out.is_empty() {
             // Hand over the whole buffer and keep the sender's spent one for reuse.
-            std::mem::swap(out, &mut self.outbox.buf);
-            self.outbox.buf.clear();
+            std::mem::swap(out, &mut self.outbox);
         } else {
             out.extend_from_slice(self.outbox.pending());
             self.outbox.consume(n);
@@ -369,10 +386,10 @@ impl Session {
     /// Puts ciphertext handed out by [`take_output`](Self::take_output) and not sent back at
     /// the front of the queue (when a split stream is reunited).
     pub(crate) fn restore_in_flight(&mut self, unsent: &[u8]) {
-        let mut buf = unsent.to_vec();
-        buf.extend_from_slice(self.outbox.pending());
-        self.outbox.buf = buf;
-        self.outbox.start = 0;
+        let mut queue = Output::default();
+        queue.extend_from_slice(unsent);
+        queue.extend_from_slice(self.outbox.pending());
+        self.outbox = queue;
         self.in_flight = self.in_flight.saturating_sub(unsent.len());
     }
 
@@ -380,9 +397,12 @@ impl Session {
     /// buffers are full until plaintext is read, or the peer has closed).
     pub fn input_buffer(&mut self) -> &mut [u8] {
         if self.failure.is_some() || self.transport_eof || self.engine.peer_closed() {
+            self.input_space = 0;
             return &mut [];
         }
-        self.inbox.spare()
+        let space = self.engine.input_space(self.limits.receive);
+        self.input_space = space.len();
+        space
     }
 
     /// Reports that `n` bytes were read into [`input_buffer`](Self::input_buffer); `n == 0`
@@ -408,35 +428,44 @@ impl Session {
             return Ok(());
         }
         assert!(
-            self.inbox.can_fill(n),
+            n <= self.input_space,
             "transport reported more bytes read than the buffer holds"
         );
-        self.inbox.filled(n);
+        self.input_space = 0;
         self.counters.ciphertext_received += n as u64;
-        self.pump_input()
+        let processed = self.engine.input_filled(n);
+        self.after_input(processed)
     }
 
-    /// Feeds buffered ciphertext to the engine while it takes it.
+    /// Lets the engine process the ciphertext it holds, as far as its plaintext limit allows.
     fn pump_input(&mut self) -> Result<(), Error> {
-        while self.inbox.len() > 0 {
-            match self.engine.feed_ciphertext(self.inbox.data()) {
-                Ok(0) => break,
-                Ok(taken) => self.inbox.consume(taken.min(self.inbox.len())),
-                Err(e) => {
-                    let err = self.fail_tls(e);
-                    // Plaintext that arrived intact before the failure is read first; the
-                    // (sticky) error comes after it.
-                    return if self.engine.plaintext_pending() > 0 {
-                        Ok(())
-                    } else {
-                        Err(err)
-                    };
-                }
-            }
+        let processed = self.engine.process_input();
+        self.after_input(processed)
+    }
+
+    fn after_input(&mut self, processed: Result<(), Error>) -> Result<(), Error> {
+        if let Err(e) = processed {
+            let err = self.fail_tls(e);
+            // Plaintext that arrived intact before the failure is read first; the (sticky)
+            // error comes after it.
+            return if self.engine.plaintext_pending() > 0 {
+                Ok(())
+            } else {
+                Err(err)
+            };
         }
         self.collect_output();
         self.update_state();
         Ok(())
+    }
+
+    /// Frees the buffers that hold nothing, for a connection about to wait idle: its memory
+    /// then shrinks to the TLS state alone. Drivers call this when the transport has no input.
+    pub fn release_idle_buffers(&mut self) {
+        if self.in_flight == 0 {
+            self.outbox.release();
+        }
+        self.engine.release_buffers();
     }
 
     /// Copies received plaintext into `buf`.
@@ -467,14 +496,27 @@ impl Session {
         }
         loop {
             match self.engine.read_plaintext(buf) {
-                Ok(PlainRead::Data(n)) => {
+                Ok(PlainRead::Data(mut n)) => {
+                    // Fill the caller's buffer from records already received, and let the
+                    // engine process what waits behind them. A failure found on the way is
+                    // sticky: it is returned by the next call, after these bytes.
+                    loop {
+                        let more = self.engine.plaintext_pending() > 0
+                            || (self.engine.input_pending() > 0
+                                && self.failure.is_none()
+                                && self.pump_input().is_ok()
+                                && self.engine.plaintext_pending() > 0);
+                        if !more || n == buf.len() {
+                            break;
+                        }
+                        match self.engine.read_plaintext(&mut buf[n..]) {
+                            Ok(PlainRead::Data(more)) => n += more,
+                            _ => break,
+                        }
+                    }
                     self.counters.plaintext_delivered += n as u64;
                     // Some engines answer post-handshake messages while decrypting.
                     self.collect_output();
-                    if self.inbox.len() > 0 {
-                        // Room was made: let the engine take what waits in the inbox.
-                        self.pump_input()?;
-                    }
                     return Ok(ReadOutcome::Data(n));
                 }
                 Ok(PlainRead::Closed) => {
@@ -490,10 +532,10 @@ impl Session {
                 }
                 Err(e) => return Err(self.fail_tls(e)),
             }
-            if self.inbox.len() > 0 && self.engine.plaintext_pending() == 0 {
-                let before = self.inbox.len();
+            if self.engine.input_pending() > 0 && self.engine.plaintext_pending() == 0 {
+                let before = self.engine.input_pending();
                 self.pump_input()?;
-                if self.inbox.len() < before {
+                if self.engine.input_pending() < before || self.engine.plaintext_pending() > 0 {
                     continue;
                 }
             }
@@ -582,7 +624,7 @@ impl Session {
 
     fn collect_output(&mut self) {
         if self.engine.has_ciphertext() {
-            self.engine.take_ciphertext(self.outbox.prepare_append());
+            self.engine.take_ciphertext(&mut self.outbox);
         }
     }
 
