@@ -17,7 +17,7 @@ thread_local! {
 pub(crate) fn take_buffer(len: usize) -> Vec<u8> {
     let pooled = POOL
         .try_with(|pool| {
-            let mut pool = pool.borrow_mut();
+            let mut pool = pool.try_borrow_mut().ok()?;
             let i = pool.iter().position(|b| b.len() >= len)?;
             Some(pool.swap_remove(i))
         })
@@ -26,9 +26,12 @@ pub(crate) fn take_buffer(len: usize) -> Vec<u8> {
     pooled.unwrap_or_else(|| vec![0; len])
 }
 
+/// Buffers larger than this are freed rather than pooled.
+const POOL_MAX_BUFFER: usize = 512 * 1024;
+
 /// Gives a buffer back for reuse on this thread (or frees it when the pool is full).
 pub(crate) fn give_back(buf: Vec<u8>) {
-    if buf.is_empty() {
+    if buf.is_empty() || buf.len() > POOL_MAX_BUFFER {
         return;
     }
     let _ = POOL.try_with(|pool| {
@@ -77,7 +80,11 @@ impl Output {
             self.start = 0;
         }
         if self.buf.len() < self.end + min {
-            self.buf.resize(self.end + min, 0);
+            if self.buf.is_empty() {
+                self.buf = take_buffer(min);
+            } else {
+                self.buf.resize(self.end + min, 0);
+            }
         }
         &mut self.buf[self.end..]
     }
@@ -121,10 +128,12 @@ impl Output {
         *self = Output::default();
     }
 
-    /// Frees the buffer when nothing is queued.
+    /// Gives the buffer back (to the thread's pool) when nothing is queued.
     pub(crate) fn release(&mut self) {
         if self.is_empty() {
-            self.clear();
+            give_back(std::mem::take(&mut self.buf));
+            self.start = 0;
+            self.end = 0;
         }
     }
 }
