@@ -1,6 +1,6 @@
-//! throughput.png: one-way throughput per contender, 16 KiB and 256 KiB writes side by
-//! side, median bars with min–max whiskers. Text is drawn in DejaVu Sans, embedded in the
-//! program, so no system font is needed.
+//! throughput.png: one-way throughput per contender, one bar per write size (16 KiB and
+//! 256 KiB by default) side by side, median bars with min–max whiskers. Text is drawn in
+//! DejaVu Sans, embedded in the program, so no system font is needed.
 
 use std::path::Path;
 use std::sync::Once;
@@ -9,12 +9,22 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
+use crate::cli::Measure;
 use crate::contender;
 use crate::failure::{Failure, Outcome};
+use crate::report::bytes;
 use crate::results::{Results, Table};
 use crate::stats::Summary;
 
 const FONT: &str = "sans-serif";
+
+/// Bar colours, one per write size.
+const PALETTE: [RGBColor; 4] = [
+    RGBColor(0x4c, 0x78, 0xa8),
+    RGBColor(0xf5, 0x85, 0x18),
+    RGBColor(0x54, 0xa2, 0x4b),
+    RGBColor(0xb2, 0x79, 0xa2),
+];
 
 fn register_fonts() -> Outcome<()> {
     static FONTS: Once = Once::new();
@@ -34,17 +44,19 @@ fn register_fonts() -> Outcome<()> {
 
 /// Draws the chart into `path`; does nothing when the one-way measure did not run.
 pub(crate) fn draw(results: &Results, path: &Path) -> Outcome<()> {
-    let series: Vec<(&Table, RGBColor, &str)> = [
-        ("oneway-16KiB", RGBColor(0x4c, 0x78, 0xa8), "16 KiB writes"),
-        (
-            "oneway-256KiB",
-            RGBColor(0xf5, 0x85, 0x18),
-            "256 KiB writes",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(id, color, label)| Some((results.table(id)?, color, label)))
-    .collect();
+    // One series per one-way table, smallest write first (16 KiB and 256 KiB by default).
+    let series: Vec<(&Table, RGBColor, String)> = results
+        .tables
+        .iter()
+        .filter(|t| t.measure == Measure::Oneway)
+        .zip(PALETTE.iter().cycle())
+        .map(|(table, &color)| {
+            let label = table
+                .parameter
+                .map_or_else(|| table.id.clone(), |w| format!("{} writes", bytes(w)));
+            (table, color, label)
+        })
+        .collect();
     let names: Vec<&str> = contender::ALL
         .iter()
         .map(|c| c.name)
@@ -60,7 +72,7 @@ pub(crate) fn draw(results: &Results, path: &Path) -> Outcome<()> {
 }
 
 fn render(
-    series: &[(&Table, RGBColor, &str)],
+    series: &[(&Table, RGBColor, String)],
     names: &[&str],
     path: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -115,7 +127,7 @@ fn render(
             .draw_series(bars.iter().map(|&(lo, hi, s)| {
                 Rectangle::new([(0.0, lo + 0.02), (s.median, hi - 0.02)], color.filled())
             }))?
-            .label(*label)
+            .label(label.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
         let whisker = BLACK.stroke_width(1);
         for &(lo, hi, s) in &bars {

@@ -11,8 +11,8 @@ use crate::failure::{Failure, Outcome};
 /// Benchmarks tlsflow side by side with plain TCP, tokio-rustls, tokio-openssl and
 /// rustls's blocking stream, over loopback, in one process.
 ///
-/// Measures one-way throughput (16 KiB and 256 KiB writes), duplex throughput, round
-/// trips, handshakes and memory per idle connection. Writes docs/bench/results.md,
+/// Measures one-way throughput (16 KiB and 256 KiB writes, see --write-size), duplex
+/// throughput, round trips, handshakes and memory per idle connection. Writes docs/bench/results.md,
 /// results.json and throughput.png (see --out, --no-write).
 #[derive(Debug, Parser)]
 #[command(name = "tlsflow-bench", version, after_help = EXAMPLES)]
@@ -35,13 +35,28 @@ pub(crate) struct Args {
     pub(crate) size: Option<u64>,
 
     /// Only contenders whose name contains SUBSTRING (repeatable); the plain-TCP baselines
-    /// of their I/O models stay.
+    /// of their I/O models stay (see --no-baselines).
     #[arg(long = "only", value_name = "SUBSTRING")]
     pub(crate) only: Vec<String>,
+
+    /// Only the contender named exactly NAME (repeatable, combines with --only): `--exact
+    /// tokio-rustls` leaves out tlsflow-tokio-rustls, which `--only tokio-rustls` takes.
+    #[arg(long = "exact", value_name = "NAME")]
+    pub(crate) exact: Vec<String>,
+
+    /// With --only or --exact: leave out the plain-TCP baselines of the selected
+    /// contenders' I/O models (the "× TCP" columns then show "—").
+    #[arg(long)]
+    pub(crate) no_baselines: bool,
 
     /// Only these measures (repeatable; default all).
     #[arg(long = "measure", value_enum, value_name = "MEASURE")]
     pub(crate) measures: Vec<Measure>,
+
+    /// Write size of the one-way measure, e.g. 16KiB (repeatable; default 16KiB and
+    /// 256KiB). The reader reads with a buffer of the same size.
+    #[arg(long = "write-size", value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) write_sizes: Vec<u64>,
 
     /// Where to write results.md, results.json and throughput.png [default: docs/bench in
     /// the workspace].
@@ -77,7 +92,8 @@ pub(crate) struct Args {
 const EXAMPLES: &str = "Examples:
   cargo run --release -p tlsflow-bench
   cargo run --release -p tlsflow-bench -- --quick
-  cargo run --release -p tlsflow-bench -- --only tokio --measure oneway --size 256MiB --no-write";
+  cargo run --release -p tlsflow-bench -- --only tokio --measure oneway --size 256MiB --no-write
+  cargo run --release -p tlsflow-bench -- --exact tokio-rustls --no-baselines --measure oneway --write-size 16KiB --no-write";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -95,7 +111,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Measure {
-    /// One-way transfer with 16 KiB and 256 KiB writes.
+    /// One-way transfer with 16 KiB and 256 KiB writes (see --write-size).
     Oneway,
     /// Both directions at once, 256 KiB writes.
     Duplex,
@@ -126,6 +142,8 @@ pub(crate) struct Plan {
     pub(crate) memory_runs: u32,
     pub(crate) measures: Vec<Measure>,
     pub(crate) contenders: Vec<&'static str>,
+    /// Write sizes of the one-way measure, smallest first.
+    pub(crate) oneway_writes: Vec<usize>,
     pub(crate) connections: Vec<u32>,
     pub(crate) round_trips: u32,
     pub(crate) handshakes: u32,
@@ -172,6 +190,14 @@ impl Plan {
         if connections.contains(&0) {
             return Err(Failure::Usage("--connections must be at least 1".into()));
         }
+        if args.no_baselines && args.only.is_empty() && args.exact.is_empty() {
+            return Err(Failure::Usage(
+                "--no-baselines needs --only or --exact: every contender, the baselines \
+                 included, runs without them"
+                    .into(),
+            ));
+        }
+        let oneway_writes = oneway_writes(&args.write_sizes)?;
         let positive = |value: Option<u32>, default: u32, name: &str| match value {
             Some(0) => Err(Failure::Usage(format!("{name} must be at least 1"))),
             Some(n) => Ok(n),
@@ -183,7 +209,8 @@ impl Plan {
             runs,
             memory_runs: positive(args.memory_runs, runs.min(3), "--memory-runs")?,
             measures,
-            contenders: select(&args.only)?,
+            contenders: select(&args.only, &args.exact, !args.no_baselines)?,
+            oneway_writes,
             connections,
             round_trips: positive(
                 args.round_trips,
@@ -212,31 +239,77 @@ impl Plan {
     }
 }
 
-/// Contenders whose names contain one of `only`, plus the TCP baselines of their models.
-fn select(only: &[String]) -> Outcome<Vec<&'static str>> {
-    if only.is_empty() {
+/// Contenders whose names contain one of `only` or equal one of `exact`, plus (with
+/// `baselines`) the TCP baselines of their models; every contender when both are empty.
+fn select(only: &[String], exact: &[String], baselines: bool) -> Outcome<Vec<&'static str>> {
+    if only.is_empty() && exact.is_empty() {
         return Ok(contender::ALL.iter().map(|c| c.name).collect());
+    }
+    let names = || {
+        let names: Vec<&str> = contender::ALL.iter().map(|c| c.name).collect();
+        names.join(", ")
+    };
+    if let Some(unknown) = exact.iter().find(|e| Contender::by_name(e).is_none()) {
+        return Err(Failure::Usage(format!(
+            "--exact {unknown:?} names no contender; the contenders are {}",
+            names()
+        )));
     }
     let chosen: Vec<&Contender> = contender::ALL
         .iter()
-        .filter(|c| only.iter().any(|s| c.name.contains(s.as_str())))
+        .filter(|c| {
+            only.iter().any(|s| c.name.contains(s.as_str()))
+                || exact.iter().any(|e| c.name == e.as_str())
+        })
         .collect();
     if chosen.is_empty() {
-        let names: Vec<&str> = contender::ALL.iter().map(|c| c.name).collect();
         return Err(Failure::Usage(format!(
             "--only matches no contender; the contenders are {}",
-            names.join(", ")
+            names()
         )));
     }
     Ok(contender::ALL
         .iter()
         .filter(|c| {
             chosen.iter().any(|x| x.name == c.name)
-                || (c.stack == Stack::Tcp && chosen.iter().any(|x| x.model == c.model))
+                || (baselines && c.stack == Stack::Tcp && chosen.iter().any(|x| x.model == c.model))
         })
         .map(|c| c.name)
         .collect())
 }
+
+/// The one-way write sizes: `--write-size`, or 16 KiB and 256 KiB; sorted, no repeats.
+fn oneway_writes(sizes: &[u64]) -> Outcome<Vec<usize>> {
+    if sizes.is_empty() {
+        return Ok(ONEWAY_WRITES.to_vec());
+    }
+    let mut writes = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        if size == 0 {
+            return Err(Failure::Usage(
+                "--write-size must be at least 1 byte".into(),
+            ));
+        }
+        // Writer and reader each hold a buffer this long.
+        if size > MAX_WRITE {
+            return Err(Failure::Usage(format!(
+                "--write-size {size} is more than the {} MiB this benchmark allows",
+                MAX_WRITE >> 20
+            )));
+        }
+        writes.push(usize::try_from(size).map_err(|_| {
+            Failure::Usage(format!("--write-size {size} is too large for this machine"))
+        })?);
+    }
+    writes.sort_unstable();
+    writes.dedup();
+    Ok(writes)
+}
+
+/// The default write sizes of the one-way measure.
+const ONEWAY_WRITES: [usize; 2] = [16 << 10, 256 << 10];
+/// The largest `--write-size`.
+const MAX_WRITE: u64 = 256 << 20;
 
 /// `docs/bench` in the workspace this program was built from.
 fn default_out() -> PathBuf {
@@ -304,7 +377,48 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{oneway_writes, parse_size, select};
+
+    fn strings(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn selection_by_substring_or_exact_name_with_or_without_baselines() {
+        let only = strings(&["tokio-rustls"]);
+        let none = Vec::new();
+        assert_eq!(
+            select(&only, &none, true).ok(),
+            Some(vec!["tcp-tokio", "tlsflow-tokio-rustls", "tokio-rustls"])
+        );
+        assert_eq!(
+            select(&only, &none, false).ok(),
+            Some(vec!["tlsflow-tokio-rustls", "tokio-rustls"])
+        );
+        assert_eq!(select(&none, &only, false).ok(), Some(vec!["tokio-rustls"]));
+        assert_eq!(
+            select(
+                &strings(&["rustls-stream"]),
+                &strings(&["tcp-tokio"]),
+                false
+            )
+            .ok(),
+            Some(vec!["tcp-tokio", "rustls-stream"])
+        );
+        assert!(select(&none, &strings(&["tokio"]), true).is_err());
+        assert_eq!(select(&none, &none, false).map(|c| c.len()).ok(), Some(12));
+    }
+
+    #[test]
+    fn write_sizes_sorted_without_repeats() {
+        assert_eq!(oneway_writes(&[]).ok(), Some(vec![16 << 10, 256 << 10]));
+        assert_eq!(
+            oneway_writes(&[256 << 10, 4096, 256 << 10]).ok(),
+            Some(vec![4096, 256 << 10])
+        );
+        assert!(oneway_writes(&[0]).is_err());
+        assert!(oneway_writes(&[1 << 40]).is_err());
+    }
 
     #[test]
     fn sizes_take_units() {

@@ -128,7 +128,8 @@ verified as `localhost`, no session tickets or resumption. rustls uses the aws-l
   the number of connections.
 ";
 
-fn bytes(n: u64) -> String {
+/// `n` bytes in the largest binary unit that divides it: `16 KiB`, `1 GiB`, `1000 B`.
+pub(crate) fn bytes(n: u64) -> String {
     if n >= 1 << 30 && n % (1 << 30) == 0 {
         format!("{} GiB", n >> 30)
     } else if n >= 1 << 20 && n % (1 << 20) == 0 {

@@ -121,8 +121,6 @@ impl Results {
     }
 }
 
-/// The write sizes of the one-way measure.
-pub(crate) const ONEWAY_WRITES: [usize; 2] = [16 << 10, 256 << 10];
 /// The write size of the duplex measure.
 pub(crate) const DUPLEX_WRITE: usize = 256 << 10;
 
@@ -146,11 +144,17 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
         }
         match measure {
             Measure::Oneway => {
-                for write in ONEWAY_WRITES {
+                for &write in &plan.oneway_writes {
                     let spec = Spec::new(
-                        format!("oneway-{}KiB", write >> 10),
+                        format!(
+                            "oneway-{}",
+                            crate::report::bytes(write as u64).replace(' ', "")
+                        ),
                         measure,
-                        format!("One-way transfer, {} KiB writes", write >> 10),
+                        format!(
+                            "One-way transfer, {} writes",
+                            crate::report::bytes(write as u64)
+                        ),
                         "MB/s",
                     )
                     .parameter(write as u64);

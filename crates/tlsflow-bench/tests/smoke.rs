@@ -105,11 +105,62 @@ fn a_tiny_run_writes_every_output_and_names_every_contender() {
 }
 
 #[test]
+fn an_exact_contender_runs_alone_with_the_write_sizes_asked_for() {
+    let output = bench(
+        &[
+            "--exact",
+            "tokio-rustls",
+            "--no-baselines",
+            "--measure",
+            "oneway",
+            "--write-size",
+            "16KiB",
+            "--write-size",
+            "100KB",
+            "--size",
+            "1MiB",
+            "--runs",
+            "1",
+            "--no-write",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tlsflow-bench failed:\n{stderr}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    // `--only tokio-rustls` would take tlsflow-tokio-rustls and tcp-tokio too.
+    assert!(report.contains("| tokio-rustls | tokio |"), "{report}");
+    for absent in [
+        "| tlsflow-tokio-rustls |",
+        "| tcp-tokio |",
+        "One-way transfer, 256 KiB writes",
+    ] {
+        assert!(!report.contains(absent), "{absent} present:\n{report}");
+    }
+    for present in [
+        "One-way transfer, 16 KiB writes",
+        "One-way transfer, 100000 B writes",
+        "## Targets",
+    ] {
+        assert!(report.contains(present), "{present} missing:\n{report}");
+    }
+    // No baseline: the "× TCP" column has no figure.
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| tokio-rustls |"))
+        .expect("a tokio-rustls row");
+    assert_eq!(row.split('|').nth(5).map(str::trim), Some("—"), "{row}");
+}
+
+#[test]
 fn mistakes_are_one_line_errors() {
     for args in [
         &["--size", "12 parsecs"][..],
         &["--only", "no-such-contender", "--no-write"],
         &["--runs", "0", "--no-write"],
+        &["--no-baselines", "--no-write"],
+        &["--exact", "tokio", "--no-write"],
+        &["--write-size", "0", "--no-write"],
     ] {
         let output = bench(args, None);
         assert!(!output.status.success(), "{args:?} succeeded");
