@@ -17,37 +17,19 @@ use super::{Engine, Output, PlainRead, ProtocolVersion};
 use crate::session::Inbox;
 use crate::Error;
 
-/// Undecrypted ciphertext the engine holds at most: two full records.
-const INCOMING_LIMIT: usize = 2 * (16 * 1024 + 2048 + 5);
-
-/// The memory "socket" OpenSSL talks to.
+/// The memory "socket" OpenSSL talks to: it reads the engine's input buffer and writes into
+/// an output queue (the session's own, during a write).
 #[derive(Debug, Default)]
 pub(crate) struct MemoryIo {
-    incoming: Vec<u8>,
-    start: usize,
-    outgoing: Vec<u8>,
+    /// Ciphertext received and not yet read by OpenSSL.
+    inbox: Inbox,
+    outgoing: Output,
     eof: bool,
-}
-
-impl MemoryIo {
-    fn buffered(&self) -> usize {
-        self.incoming.len() - self.start
-    }
-
-    /// Appends received ciphertext, first dropping what OpenSSL already read: a stream that
-    /// always leaves part of a record unread would otherwise grow the buffer forever.
-    fn push_incoming(&mut self, data: &[u8]) {
-        if self.start > 0 {
-            self.incoming.drain(..self.start);
-            self.start = 0;
-        }
-        self.incoming.extend_from_slice(data);
-    }
 }
 
 impl Read for MemoryIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let rest = &self.incoming[self.start..];
+        let rest = self.inbox.data();
         if rest.is_empty() {
             return if self.eof {
                 Ok(0)
@@ -57,11 +39,7 @@ impl Read for MemoryIo {
         }
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
-        self.start += n;
-        if self.start == self.incoming.len() {
-            self.incoming.clear();
-            self.start = 0;
-        }
+        self.inbox.consume(n);
         Ok(n)
     }
 }
@@ -80,8 +58,6 @@ impl Write for MemoryIo {
 /// A TLS engine backed by an OpenSSL `SSL` object on memory buffers.
 pub struct OpensslEngine {
     stream: SslStream<MemoryIo>,
-    /// Ciphertext received and not yet handed to OpenSSL.
-    inbox: Inbox,
     client: bool,
     handshaking: bool,
     peer_closed: bool,
@@ -141,7 +117,6 @@ impl OpensslEngine {
             .map_err(|e| Error::config(format!("cannot set up OpenSSL: {e}")))?;
         Ok(OpensslEngine {
             stream,
-            inbox: Inbox::default(),
             client,
             handshaking: true,
             peer_closed: false,
@@ -223,54 +198,38 @@ impl Engine for OpensslEngine {
     }
 
     fn input_space(&mut self, capacity: usize) -> &mut [u8] {
-        self.inbox.spare(capacity)
+        self.stream.get_mut().inbox.spare(capacity)
     }
 
     fn input_filled(&mut self, n: usize) -> Result<(), Error> {
-        assert!(
-            self.inbox.can_fill(n),
-            "more input reported than space given"
-        );
-        self.inbox.filled(n);
+        let inbox = &mut self.stream.get_mut().inbox;
+        assert!(inbox.can_fill(n), "more input reported than space given");
+        inbox.filled(n);
         self.process_input()
     }
 
+    /// During the handshake OpenSSL takes what it can; afterwards records stay in the input
+    /// buffer until a read pulls them through OpenSSL, straight into the caller's buffer.
     fn process_input(&mut self) -> Result<(), Error> {
-        while self.inbox.len() > 0 {
-            let io = self.stream.get_mut();
-            let room = INCOMING_LIMIT.saturating_sub(io.buffered());
-            let taken = self.inbox.len().min(room);
-            if taken == 0 || self.peer_closed {
-                break;
-            }
-            io.push_incoming(&self.inbox.data()[..taken]);
-            self.inbox.consume(taken);
-            if self.handshaking {
-                self.drive_handshake()?;
-            }
+        if self.handshaking && self.stream.get_ref().inbox.len() > 0 {
+            self.drive_handshake()?;
         }
         Ok(())
     }
 
     fn buffer_capacity(&self) -> usize {
         let io = self.stream.get_ref();
-        self.inbox.capacity() + io.incoming.capacity() + io.outgoing.capacity()
+        io.inbox.capacity() + io.outgoing.capacity()
     }
 
     fn input_pending(&self) -> usize {
-        self.inbox.len()
+        self.stream.get_ref().inbox.len()
     }
 
     fn release_buffers(&mut self) {
-        self.inbox.release();
         let io = self.stream.get_mut();
-        if io.buffered() == 0 {
-            io.incoming = Vec::new();
-            io.start = 0;
-        }
-        if io.outgoing.is_empty() {
-            io.outgoing = Vec::new();
-        }
+        io.inbox.release();
+        io.outgoing.release();
     }
 
     fn feed_eof(&mut self) {
@@ -317,11 +276,14 @@ impl Engine for OpensslEngine {
     }
 
     fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error> {
-        match self.stream.ssl_write(data) {
-            Ok(n) => {
-                self.take_ciphertext(out);
-                Ok(n)
-            }
+        // OpenSSL writes the records straight into the session's queue, after whatever the
+        // engine still holds.
+        self.take_ciphertext(out);
+        std::mem::swap(out, &mut self.stream.get_mut().outgoing);
+        let written = self.stream.ssl_write(data);
+        std::mem::swap(out, &mut self.stream.get_mut().outgoing);
+        match written {
+            Ok(n) => Ok(n),
             // Only renegotiation could make a write wait for a read, and it is disabled;
             // should it happen anyway, nothing was accepted.
             Err(e) if e.code() == ErrorCode::WANT_READ => Ok(0),
@@ -331,8 +293,15 @@ impl Engine for OpensslEngine {
 
     fn take_ciphertext(&mut self, out: &mut Output) {
         let io = self.stream.get_mut();
-        out.extend_from_slice(&io.outgoing);
-        io.outgoing.clear();
+        if io.outgoing.is_empty() {
+            return;
+        }
+        if out.is_empty() {
+            std::mem::swap(out, &mut io.outgoing);
+        } else {
+            out.extend_from_slice(io.outgoing.pending());
+            io.outgoing.clear();
+        }
     }
 
     fn has_ciphertext(&self) -> bool {
@@ -416,26 +385,5 @@ impl Engine for OpensslEngine {
 
     fn is_client(&self) -> bool {
         self.client
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn incoming_stays_bounded_when_reads_never_drain_it() {
-        let mut io = MemoryIo::default();
-        let mut buf = [0u8; 99];
-        for _ in 0..10_000 {
-            io.push_incoming(&[7u8; 100]);
-            assert_eq!(io.read(&mut buf).ok(), Some(99));
-        }
-        assert_eq!(io.buffered(), 10_000);
-        assert!(
-            io.incoming.len() <= 10_000 + 100,
-            "{} bytes kept",
-            io.incoming.len()
-        );
     }
 }

@@ -21,7 +21,7 @@ pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
 /// - `receive`: ciphertext read from the transport and not yet processed. It sits in the
 ///   engine's input buffer (the rustls engine decrypts records in place there). On top of it
 ///   an engine holds at most one record of decrypted plaintext (16 KiB), and the OpenSSL
-///   engine two records of input inside OpenSSL. While a handshake message may arrive in
+///   engine one record of input inside OpenSSL. While a handshake message may arrive in
 ///   fragments, the rustls engine raises the input buffer to 72 KiB, the largest handshake
 ///   message plus its record framing.
 ///
@@ -505,11 +505,12 @@ impl Session {
                     // engine process what waits behind them. A failure found on the way is
                     // sticky: it is returned by the next call, after these bytes.
                     loop {
+                        // Engines that decrypt on read (OpenSSL) have nothing pending until
+                        // asked, so any buffered input is worth a try.
                         let more = self.engine.plaintext_pending() > 0
                             || (self.engine.input_pending() > 0
                                 && self.failure.is_none()
-                                && self.pump_input().is_ok()
-                                && self.engine.plaintext_pending() > 0);
+                                && self.pump_input().is_ok());
                         if !more || n == buf.len() {
                             break;
                         }
