@@ -79,6 +79,8 @@ pub struct RustlsEngine {
     server_name: Option<String>,
     /// Whether the server has looked for the SNI in the ClientHello yet.
     sni_read: bool,
+    /// The input buffer's size limit when space was last given.
+    input_capacity: usize,
     eof: bool,
     failure: Option<Error>,
 }
@@ -126,6 +128,7 @@ impl RustlsEngine {
             bufs: Buffers::default(),
             server_name,
             sni_read: false,
+            input_capacity: HANDSHAKE_INPUT,
             eof: false,
             failure: None,
         }
@@ -341,11 +344,14 @@ impl Engine for RustlsEngine {
     }
 
     fn input_space(&mut self, capacity: usize) -> &mut [u8] {
-        let capacity = if self.is_handshaking() || self.inbox.len() > 0 {
+        // During the handshake a fragmented message (a certificate chain) is joined in place:
+        // room for the largest one. Afterwards the session's limit holds.
+        let capacity = if self.is_handshaking() {
             capacity.max(HANDSHAKE_INPUT)
         } else {
             capacity
         };
+        self.input_capacity = capacity;
         self.inbox.spare(capacity)
     }
 
@@ -370,11 +376,16 @@ impl Engine for RustlsEngine {
         }
         let before = self.inbox.len();
         self.pass(Op::Input)?;
-        if self.inbox.len() >= HANDSHAKE_INPUT.max(before)
+        // A full buffer that yields nothing holds part of a message larger than the buffer
+        // (a fragmented handshake message): waiting for more could never help.
+        if before >= self.input_capacity
             && self.inbox.len() == before
             && self.bufs.record_pending == 0
+            && self.staged() == 0
         {
-            let err = Error::protocol("peer overran the TLS buffers: a message too large");
+            let err = Error::protocol(
+                "peer overran the TLS buffers: a handshake message larger than the receive buffer",
+            );
             self.failure = Some(err.clone());
             return Err(err);
         }
