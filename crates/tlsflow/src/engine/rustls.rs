@@ -39,8 +39,8 @@ enum Conn {
 enum Op<'a> {
     /// Process received ciphertext, up to the first record of application data.
     Input,
-    /// Copy the waiting record of application data into this buffer.
-    Read(&'a mut [u8]),
+    /// Open records into this buffer (the count filled so far), as many as fit.
+    Read(&'a mut [u8], usize),
     /// Seal this plaintext into this output buffer.
     Seal(&'a [u8], &'a mut Output),
     /// Seal a `close_notify` alert.
@@ -146,14 +146,23 @@ impl RustlsEngine {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
-        match self.run(&mut op) {
-            Ok(n) => Ok(n),
+        let result = self.run(&mut op);
+        let filled = match op {
+            Op::Read(_, filled) => filled,
+            _ => 0,
+        };
+        match result {
+            Ok(n) => Ok(n.max(filled)),
             Err(err) => {
                 self.failure = Some(err.clone());
                 // rustls queues an alert for the peer; plaintext it authenticated before the
-                // failure stays readable.
+                // failure stays readable, and the error comes after it.
                 let _ = self.run(&mut Op::Flush);
-                Err(err)
+                if filled > 0 {
+                    Ok(filled)
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -197,33 +206,43 @@ fn step<Data>(
 ) -> Result<Flow, Error> {
     match state.map_err(map_error)? {
         ConnectionState::ReadTraffic(mut traffic) => {
-            if let Op::Input = op {
+            let full = match op {
+                Op::Input => true,
+                Op::Read(buf, filled) => *filled == buf.len(),
+                _ => false,
+            };
+            if full {
+                // Leave the record with rustls until a read has room for it.
                 if let Some(len) = traffic.peek_len() {
                     bufs.record_pending = NonZeroUsize::get(len);
                     return Ok(Flow::Done(0));
                 }
             }
-            let mut copied = 0;
+            let mut split = false;
             while let Some(record) = traffic.next_record() {
                 let payload = record.map_err(map_error)?.payload;
                 let direct = match op {
-                    Op::Read(buf) => {
-                        let n = payload.len().min(buf.len() - copied);
-                        buf[copied..copied + n].copy_from_slice(&payload[..n]);
-                        copied += n;
+                    Op::Read(buf, filled) => {
+                        let n = payload.len().min(buf.len() - *filled);
+                        buf[*filled..*filled + n].copy_from_slice(&payload[..n]);
+                        *filled += n;
                         n
                     }
                     _ => 0,
                 };
-                if bufs.staging_start == bufs.staging.len() {
-                    bufs.staging.clear();
-                    bufs.staging_start = 0;
+                if direct < payload.len() {
+                    if bufs.staging_start == bufs.staging.len() {
+                        bufs.staging.clear();
+                        bufs.staging_start = 0;
+                    }
+                    bufs.staging.extend_from_slice(&payload[direct..]);
+                    split = true;
                 }
-                bufs.staging.extend_from_slice(&payload[direct..]);
             }
             bufs.record_pending = 0;
+            // A read goes on opening records while its buffer has room.
             Ok(match op {
-                Op::Read(_) => Flow::Done(copied),
+                Op::Read(..) if split => Flow::Done(0),
                 _ => Flow::Continue,
             })
         }
@@ -263,7 +282,7 @@ fn step<Data>(
             _ => Ok(Flow::Done(0)),
         },
         ConnectionState::WriteTraffic(mut traffic) => match op {
-            Op::Input | Op::Read(_) | Op::Flush => Ok(Flow::Done(0)),
+            Op::Input | Op::Read(..) | Op::Flush => Ok(Flow::Done(0)),
             Op::Seal(data, out) => {
                 out.extend_from_slice(&bufs.out);
                 bufs.out.clear();
@@ -424,8 +443,11 @@ impl Engine for RustlsEngine {
             self.bufs.staging_start += n;
             return Ok(PlainRead::Data(n));
         }
-        if self.bufs.record_pending > 0 && self.failure.is_none() {
-            let n = self.pass(Op::Read(buf))?;
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        if self.bufs.record_pending > 0 || self.inbox.len() > 0 {
+            let n = self.pass(Op::Read(buf, 0))?;
             if n > 0 {
                 return Ok(PlainRead::Data(n));
             }
