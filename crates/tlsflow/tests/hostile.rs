@@ -1,5 +1,5 @@
 //! The central test: client and server over the hostile transport, across many seeded
-//! schedules. `TLSFLOW_SCHEDULES` sets how many (default 1000).
+//! schedules. `TLSFLOW_SCHEDULES` sets how many (default 2000).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +15,7 @@ fn schedules() -> u64 {
     std::env::var("TLSFLOW_SCHEDULES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(2000)
 }
 
 /// One schedule, entirely determined by its seed.

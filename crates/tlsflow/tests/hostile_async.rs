@@ -1,6 +1,6 @@
 //! The hostile-transport schedules for the async drivers, with the wake-up checker: a
 //! stream that returns `Pending` without its transport having done so, that loses a
-//! wake-up, or that spins, fails the run. `TLSFLOW_SCHEDULES` sets the count (default 1000,
+//! wake-up, or that spins, fails the run. `TLSFLOW_SCHEDULES` sets the count (default 2000,
 //! split between tokio and futures-io).
 
 #![cfg(all(feature = "tokio", feature = "futures-io"))]
@@ -18,7 +18,7 @@ fn schedules() -> u64 {
     std::env::var("TLSFLOW_SCHEDULES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(2000)
 }
 
 type Stream = tlsflow::TlsStream<HostileTransport>;
