@@ -13,10 +13,10 @@ use std::ops::DerefMut;
 use std::task::{ready, Context, Poll};
 
 use crate::session::{ReadOutcome, Session};
+use crate::Error;
 
 /// The largest plaintext of one record.
 const MAX_FRAGMENT: usize = 16 * 1024;
-use crate::Error;
 
 /// A transport seen through one poll interface, whatever its I/O model. `Pending` means the
 /// transport would block (and, in async, has registered the waker); `Interrupted` is passed
@@ -232,7 +232,7 @@ pub(crate) fn poll_write<L: Link>(
 }
 
 /// Bulk writes queue at least this much ciphertext before a send.
-pub(crate) const COALESCE_BYTES: usize = 64 * 1024;
+const COALESCE_BYTES: usize = 64 * 1024;
 
 /// Whether the records of a write of `accepted` bytes may wait for more: only writes of at
 /// least a full record (bulk data) are coalesced, up to [`COALESCE_BYTES`] or the send limit;

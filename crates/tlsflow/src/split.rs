@@ -249,13 +249,7 @@ where
             )
             .into()));
         }
-        if self.buf.len() < space {
-            if self.buf.is_empty() {
-                *self.buf = crate::session::buffers::take_buffer(space);
-            } else {
-                self.buf.resize(space, 0);
-            }
-        }
+        crate::session::buffers::grow(self.buf, space);
         loop {
             match self.io.poll_read(cx, &mut self.buf[..space]) {
                 Poll::Pending => {

@@ -26,6 +26,19 @@ pub(crate) fn take_buffer(len: usize) -> Vec<u8> {
     pooled.unwrap_or_else(|| vec![0; len])
 }
 
+/// Makes `buf` at least `len` bytes long: from the pool when it has no buffer yet, by
+/// growing it otherwise.
+pub(crate) fn grow(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() >= len {
+        return;
+    }
+    if buf.is_empty() {
+        *buf = take_buffer(len);
+    } else {
+        buf.resize(len, 0);
+    }
+}
+
 /// Buffers larger than this are freed rather than pooled.
 const POOL_MAX_BUFFER: usize = 512 * 1024;
 
@@ -79,13 +92,7 @@ impl Output {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < self.end + min {
-            if self.buf.is_empty() {
-                self.buf = take_buffer(min);
-            } else {
-                self.buf.resize(self.end + min, 0);
-            }
-        }
+        grow(&mut self.buf, self.end + min);
         &mut self.buf[self.end..]
     }
 
@@ -177,13 +184,7 @@ impl Inbox {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.buf.len() < capacity {
-            if self.buf.is_empty() {
-                self.buf = take_buffer(capacity);
-            } else {
-                self.buf.resize(capacity, 0);
-            }
-        }
+        grow(&mut self.buf, capacity);
         let top = capacity.max(self.end);
         &mut self.buf[self.end..top]
     }

@@ -501,27 +501,25 @@ impl Session {
         loop {
             match self.engine.read_plaintext(buf) {
                 Ok(PlainRead::Data(mut n)) => {
-                    // Fill the caller's buffer from records already received, and let the
-                    // engine process what waits behind them. A failure found on the way is
-                    // sticky: it is returned by the next call, after these bytes.
-                    loop {
-                        // Engines that decrypt on read (OpenSSL) have nothing pending until
-                        // asked, so any buffered input is worth a try.
-                        let more = self.engine.plaintext_pending() > 0
-                            || (self.engine.input_pending() > 0
-                                && self.failure.is_none()
-                                && self.pump_input().is_ok());
-                        if !more || n == buf.len() {
-                            break;
-                        }
+                    // Fill the caller's buffer from what was already received: engines open
+                    // buffered records as they read. A failure found on the way is recorded
+                    // now and returned by the next call, after these bytes.
+                    while n < buf.len()
+                        && (self.engine.plaintext_pending() > 0 || self.engine.input_pending() > 0)
+                    {
                         match self.engine.read_plaintext(&mut buf[n..]) {
                             Ok(PlainRead::Data(more)) => n += more,
-                            _ => break,
+                            Ok(_) | Err(Error::Truncated) => break,
+                            Err(e) => {
+                                self.fail_tls(e);
+                                break;
+                            }
                         }
                     }
                     self.counters.plaintext_delivered += n as u64;
                     // Some engines answer post-handshake messages while decrypting.
                     self.collect_output();
+                    self.update_state();
                     return Ok(ReadOutcome::Data(n));
                 }
                 Ok(PlainRead::Closed) => {
