@@ -319,6 +319,8 @@ impl ClientConfigBuilder {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = self.alpn;
+        // Lets the engine run TLS 1.3 records itself once the handshake is over.
+        config.enable_secret_extraction = true;
         Ok(ClientConfig {
             inner: ClientInner::Rustls(Arc::new(config)),
             limits: self.limits,

@@ -332,6 +332,8 @@ impl ServerConfigBuilder {
         }
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
         config.alpn_protocols = self.alpn;
+        // Lets the engine run TLS 1.3 records itself once the handshake is over.
+        config.enable_secret_extraction = true;
         Ok(ServerConfig {
             inner: ServerInner::Rustls(Arc::new(config)),
             limits: self.limits,

@@ -9,6 +9,8 @@
 #[cfg(feature = "openssl")]
 mod openssl;
 pub(crate) mod rustls;
+#[cfg(feature = "aws-lc-rs")]
+mod tls13;
 
 #[cfg(feature = "openssl")]
 pub use self::openssl::OpensslEngine;

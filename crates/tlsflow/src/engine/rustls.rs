@@ -1,9 +1,15 @@
 //! The rustls engine: rustls 0.23's unbuffered connection API, on buffers the engine owns.
 //!
 //! Received ciphertext is decrypted in place in the engine's input buffer, and application
-//! data is sealed straight into the session's send queue: no intermediate copy on either
-//! path, and no buffer inside rustls beyond the one record of plaintext it hands out. An idle
-//! connection frees its buffers and keeps only the TLS state.
+//! data is sealed straight into the session's send queue. An idle connection frees its
+//! buffers and keeps only the TLS state.
+//!
+//! Once a TLS 1.3 handshake is over, and when the configuration allows rustls to hand over
+//! the traffic secrets (`enable_secret_extraction`, which tlsflow's builders set), the engine
+//! moves to tlsflow's own record layer ([`tls13`](super::tls13)): rustls keeps the key
+//! schedule and session tickets, and records are sealed from the caller's buffer and opened
+//! into it, with no copy of plaintext in between. Other connections stay on rustls's record
+//! layer throughout.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -31,8 +37,22 @@ const RECORD_OVERHEAD: usize = 64;
 const MAX_FRAGMENT: usize = 16 * 1024;
 
 enum Conn {
-    Client(UnbufferedClientConnection),
-    Server(UnbufferedServerConnection),
+    Client(Box<UnbufferedClientConnection>),
+    Server(Box<UnbufferedServerConnection>),
+    /// The handshake is over and tlsflow's record layer has taken over.
+    #[cfg(feature = "aws-lc-rs")]
+    Traffic(Box<Established>),
+    /// rustls refused to hand the connection over (only after a failure is recorded).
+    #[cfg(feature = "aws-lc-rs")]
+    Gone,
+}
+
+/// A connection on tlsflow's record layer, and what was negotiated.
+#[cfg(feature = "aws-lc-rs")]
+struct Established {
+    traffic: super::tls13::Traffic,
+    alpn: Option<Vec<u8>>,
+    peer_certificates: Option<Vec<Vec<u8>>>,
 }
 
 /// What a pass over rustls's state machine is for.
@@ -69,6 +89,9 @@ struct Buffers {
     /// Length of the decrypted record rustls holds (at most one at a time).
     record_pending: usize,
     peer_closed: bool,
+    /// The last pass ended with rustls ready to send application data.
+    at_rest: bool,
+    sent_close: bool,
 }
 
 /// A TLS engine backed by a rustls connection.
@@ -81,6 +104,13 @@ pub struct RustlsEngine {
     sni_read: bool,
     /// The input buffer's size limit when space was last given.
     input_capacity: usize,
+    /// Whether rustls may hand the connection over to tlsflow's record layer.
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
+    hand_over: bool,
+    /// The configuration's `max_fragment_size`.
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
+    max_record: Option<usize>,
+    client: bool,
     eof: bool,
     failure: Option<Error>,
 }
@@ -104,8 +134,13 @@ impl RustlsEngine {
     pub fn client(config: Arc<rustls::ClientConfig>, server_name: &str) -> Result<Self, Error> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::config(format!("invalid server name {server_name:?}")))?;
+        let hand_over = (config.enable_secret_extraction, config.max_fragment_size);
         let conn = UnbufferedClientConnection::new(config, name).map_err(map_error)?;
-        let mut engine = RustlsEngine::wrap(Conn::Client(conn), Some(server_name.to_owned()));
+        let mut engine = RustlsEngine::wrap(
+            Conn::Client(Box::new(conn)),
+            Some(server_name.to_owned()),
+            hand_over,
+        );
         // The client speaks first: encode the ClientHello now.
         engine.pass(Op::Flush)?;
         Ok(engine)
@@ -117,12 +152,24 @@ impl RustlsEngine {
     ///
     /// [`Error::Config`] when rustls rejects the configuration.
     pub fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, Error> {
+        let hand_over = (config.enable_secret_extraction, config.max_fragment_size);
         let conn = UnbufferedServerConnection::new(config).map_err(map_error)?;
-        Ok(RustlsEngine::wrap(Conn::Server(conn), None))
+        Ok(RustlsEngine::wrap(
+            Conn::Server(Box::new(conn)),
+            None,
+            hand_over,
+        ))
     }
 
-    fn wrap(conn: Conn, server_name: Option<String>) -> Self {
+    fn wrap(
+        conn: Conn,
+        server_name: Option<String>,
+        (hand_over, max_record): (bool, Option<usize>),
+    ) -> Self {
         RustlsEngine {
+            client: matches!(conn, Conn::Client(_)),
+            hand_over: hand_over && cfg!(feature = "aws-lc-rs"),
+            max_record,
             conn,
             inbox: Inbox::default(),
             bufs: Buffers::default(),
@@ -134,10 +181,69 @@ impl RustlsEngine {
         }
     }
 
-    fn common(&self) -> &rustls::CommonState {
+    /// rustls's connection state, while rustls runs the records.
+    fn common(&self) -> Option<&rustls::CommonState> {
         match &self.conn {
-            Conn::Client(c) => c,
-            Conn::Server(s) => s,
+            Conn::Client(c) => Some(c),
+            Conn::Server(s) => Some(s),
+            #[cfg(feature = "aws-lc-rs")]
+            _ => None,
+        }
+    }
+
+    /// Moves to tlsflow's record layer when rustls can hand over: a TLS 1.3 handshake is
+    /// over, rustls is ready to send application data and holds nothing (no decrypted record,
+    /// no part of a handshake message: what rustls has worked on stays at the front of the
+    /// input buffer until it is complete, so the front must not hold a complete record).
+    #[cfg(feature = "aws-lc-rs")]
+    fn hand_over(&mut self) {
+        let ready = self.hand_over
+            && self.bufs.at_rest
+            && self.bufs.record_pending == 0
+            && !self.bufs.peer_closed
+            && !self.bufs.sent_close
+            && self.failure.is_none()
+            && self.common().is_some_and(|c| {
+                !c.is_handshaking()
+                    && c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+            })
+            && !starts_with_complete_record(self.inbox.data());
+        if !ready {
+            return;
+        }
+        let common = self.common().expect("checked above");
+        let alpn = common.alpn_protocol().map(<[u8]>::to_vec);
+        let peer_certificates = common
+            .peer_certificates()
+            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect());
+        let handed = match std::mem::replace(&mut self.conn, Conn::Gone) {
+            Conn::Client(c) => c
+                .dangerous_into_kernel_connection()
+                .map(|(secrets, k)| (secrets, super::tls13::Keys::Client(k))),
+            Conn::Server(s) => s
+                .dangerous_into_kernel_connection()
+                .map(|(secrets, k)| (secrets, super::tls13::Keys::Server(k))),
+            other => {
+                self.conn = other;
+                return;
+            }
+        };
+        let traffic = handed.map_err(map_error).and_then(|(secrets, keys)| {
+            super::tls13::Traffic::new(keys, &secrets, self.max_record)
+        });
+        match traffic {
+            Ok(traffic) => {
+                self.conn = Conn::Traffic(Box::new(Established {
+                    traffic,
+                    alpn,
+                    peer_certificates,
+                }));
+            }
+            Err(e) => {
+                self.failure = Some(Error::protocol(format!(
+                    "cannot move to the record layer: {e}"
+                )));
+            }
         }
     }
 
@@ -152,7 +258,11 @@ impl RustlsEngine {
             _ => 0,
         };
         match result {
-            Ok(n) => Ok(n.max(filled)),
+            Ok(n) => {
+                #[cfg(feature = "aws-lc-rs")]
+                self.hand_over();
+                Ok(n.max(filled))
+            }
             Err(err) => {
                 self.failure = Some(err.clone());
                 // rustls queues an alert for the peer; plaintext it authenticated before the
@@ -171,6 +281,7 @@ impl RustlsEngine {
         let RustlsEngine {
             conn, inbox, bufs, ..
         } = self;
+        bufs.at_rest = false;
         // Each pass consumes input or reaches a state that ends it; the bound only guards
         // against a state machine that stops doing either.
         for _ in 0..1_000_000 {
@@ -183,6 +294,8 @@ impl RustlsEngine {
                     let status = s.process_tls_records(inbox.data_mut());
                     (status.discard, step(status.state, bufs, op))
                 }
+                #[cfg(feature = "aws-lc-rs")]
+                _ => return Err(Error::protocol("rustls no longer runs this connection")),
             };
             inbox.consume(discard);
             match flow? {
@@ -191,6 +304,15 @@ impl RustlsEngine {
             }
         }
         Err(Error::protocol("rustls made no progress"))
+    }
+
+    /// Whether tlsflow's record layer runs the connection.
+    #[cfg(all(test, feature = "aws-lc-rs"))]
+    pub(super) fn traffic(&mut self) -> Option<&mut super::tls13::Traffic> {
+        match &mut self.conn {
+            Conn::Traffic(established) => Some(&mut established.traffic),
+            _ => None,
+        }
     }
 
     fn staged(&self) -> usize {
@@ -282,16 +404,21 @@ fn step<Data>(
             _ => Ok(Flow::Done(0)),
         },
         ConnectionState::WriteTraffic(mut traffic) => match op {
-            Op::Input | Op::Read(..) | Op::Flush => Ok(Flow::Done(0)),
+            Op::Input | Op::Read(..) | Op::Flush => {
+                bufs.at_rest = true;
+                Ok(Flow::Done(0))
+            }
             Op::Seal(data, out) => {
                 out.extend_from_slice(&bufs.out);
                 bufs.out.clear();
                 seal(&mut traffic, data, out)?;
+                bufs.at_rest = true;
                 Ok(Flow::Done(data.len()))
             }
             Op::CloseNotify => {
                 let start = bufs.out.len();
                 bufs.out.resize(start + 256, 0);
+                bufs.sent_close = true;
                 match traffic.queue_close_notify(&mut bufs.out[start..]) {
                     Ok(n) => bufs.out.truncate(start + n),
                     Err(e) => {
@@ -359,7 +486,7 @@ fn seal<Data>(
 
 impl Engine for RustlsEngine {
     fn is_handshaking(&self) -> bool {
-        self.common().is_handshaking()
+        self.common().is_some_and(|c| c.is_handshaking())
     }
 
     fn input_space(&mut self, capacity: usize) -> &mut [u8] {
@@ -390,6 +517,16 @@ impl Engine for RustlsEngine {
     }
 
     fn process_input(&mut self) -> Result<(), Error> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            return established
+                .traffic
+                .process(&mut self.inbox)
+                .inspect_err(|e| self.failure = Some(e.clone()));
+        }
         if self.bufs.record_pending > 0 || self.inbox.len() == 0 {
             return Ok(());
         }
@@ -412,7 +549,11 @@ impl Engine for RustlsEngine {
     }
 
     fn input_pending(&self) -> usize {
-        self.inbox.len()
+        match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => self.inbox.len() - established.traffic.opened(),
+            _ => self.inbox.len(),
+        }
     }
 
     fn release_buffers(&mut self) {
@@ -424,10 +565,19 @@ impl Engine for RustlsEngine {
         if self.bufs.out.is_empty() {
             self.bufs.out = Vec::new();
         }
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            established.traffic.release_buffers();
+        }
     }
 
     fn buffer_capacity(&self) -> usize {
-        self.inbox.capacity() + self.bufs.staging.capacity() + self.bufs.out.capacity()
+        let own = match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => established.traffic.buffer_capacity(),
+            _ => 0,
+        };
+        own + self.inbox.capacity() + self.bufs.staging.capacity() + self.bufs.out.capacity()
     }
 
     fn feed_eof(&mut self) {
@@ -446,10 +596,37 @@ impl Engine for RustlsEngine {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            let mut filled = 0;
+            let read = established.traffic.read(&mut self.inbox, buf, &mut filled);
+            let peer_closed = established.traffic.peer_closed();
+            if let Err(e) = read {
+                // Plaintext authenticated before the failure is delivered first.
+                self.failure = Some(e.clone());
+                if filled == 0 {
+                    return Err(e);
+                }
+            }
+            return Ok(if filled > 0 {
+                PlainRead::Data(filled)
+            } else if peer_closed {
+                PlainRead::Closed
+            } else if self.eof {
+                return Err(Error::Truncated);
+            } else {
+                PlainRead::Empty
+            });
+        }
         if self.bufs.record_pending > 0 || self.inbox.len() > 0 {
             let n = self.pass(Op::Read(buf, 0))?;
             if n > 0 {
                 return Ok(PlainRead::Data(n));
+            }
+            #[cfg(feature = "aws-lc-rs")]
+            if matches!(self.conn, Conn::Traffic(_)) {
+                // The pass handed the connection over: read on from the record layer.
+                return self.read_plaintext(buf);
             }
         }
         if self.bufs.peer_closed {
@@ -462,41 +639,92 @@ impl Engine for RustlsEngine {
     }
 
     fn plaintext_pending(&self) -> usize {
-        self.staged() + self.bufs.record_pending
+        let engine = match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => established.traffic.plaintext_pending(&self.inbox),
+            _ => self.bufs.record_pending,
+        };
+        self.staged() + engine
     }
 
     fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error> {
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            if let Some(err) = &self.failure {
+                return Err(err.clone());
+            }
+            out.extend_from_slice(&self.bufs.out);
+            self.bufs.out.clear();
+            return match established.traffic.write(data, out) {
+                Ok(()) => Ok(data.len()),
+                Err(Error::WriteAfterShutdown) => Err(Error::WriteAfterShutdown),
+                Err(e) => {
+                    self.failure = Some(e.clone());
+                    Err(e)
+                }
+            };
+        }
         self.pass(Op::Seal(data, out))
     }
 
     fn take_ciphertext(&mut self, out: &mut Output) {
         out.extend_from_slice(&self.bufs.out);
         self.bufs.out.clear();
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            established.traffic.take_control(out);
+        }
     }
 
     fn has_ciphertext(&self) -> bool {
-        !self.bufs.out.is_empty()
+        let control = match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => established.traffic.has_control(),
+            _ => false,
+        };
+        control || !self.bufs.out.is_empty()
     }
 
     fn send_close_notify(&mut self) {
         // A failed engine sends no close_notify (its alert is already queued).
+        if self.failure.is_some() {
+            return;
+        }
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            established.traffic.close_notify();
+            return;
+        }
         let _ = self.pass(Op::CloseNotify);
     }
 
     fn peer_closed(&self) -> bool {
-        self.bufs.peer_closed
+        match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => established.traffic.peer_closed(),
+            _ => self.bufs.peer_closed,
+        }
     }
 
     fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            return established.traffic.refresh_keys();
+        }
         // A refusal (TLS 1.2, handshake not done) leaves the connection usable.
         self.run(&mut Op::KeyUpdate).map(|_| ())
     }
 
     fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.common().protocol_version().map(|v| match v {
+        match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(_) => return Some(ProtocolVersion::Tls13),
+            _ => {}
+        }
+        self.common()?.protocol_version().map(|v| match v {
             rustls::ProtocolVersion::TLSv1_2 => ProtocolVersion::Tls12,
             rustls::ProtocolVersion::TLSv1_3 => ProtocolVersion::Tls13,
             other => ProtocolVersion::Other(u16::from(other)),
@@ -504,33 +732,53 @@ impl Engine for RustlsEngine {
     }
 
     fn cipher_suite(&self) -> Option<String> {
-        self.common()
-            .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()))
+        let suite = match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => Some(established.traffic.suite()),
+            _ => self.common()?.negotiated_cipher_suite(),
+        };
+        suite.map(|s| format!("{:?}", s.suite()))
     }
 
     fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.common().alpn_protocol().map(<[u8]>::to_vec)
+        match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => established.alpn.clone(),
+            _ => self.common()?.alpn_protocol().map(<[u8]>::to_vec),
+        }
     }
 
     fn server_name(&self) -> Option<String> {
-        match &self.conn {
-            Conn::Client(_) => self.server_name.clone(),
+        if self.client {
+            self.server_name.clone()
+        } else if self.is_handshaking() {
             // Reported once the handshake accepted it.
-            Conn::Server(_) if self.is_handshaking() => None,
-            Conn::Server(_) => self.server_name.clone(),
+            None
+        } else {
+            self.server_name.clone()
         }
     }
 
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
-        self.common()
-            .peer_certificates()
-            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+        match &self.conn {
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) => established.peer_certificates.clone(),
+            _ => self
+                .common()?
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect()),
+        }
     }
 
     fn is_client(&self) -> bool {
-        matches!(self.conn, Conn::Client(_))
+        self.client
     }
+}
+
+/// Whether `data` starts with a whole TLS record.
+#[cfg(feature = "aws-lc-rs")]
+fn starts_with_complete_record(data: &[u8]) -> bool {
+    data.len() >= 5 && data.len() >= 5 + usize::from(u16::from_be_bytes([data[3], data[4]]))
 }
 
 /// The host name a ClientHello asks for (its `server_name` extension), read from the first
@@ -637,7 +885,7 @@ fn describe_certificate_error(err: &rustls::CertificateError) -> String {
 }
 
 /// The name the TLS specifications (RFC 8446 and the IANA registry) give an alert.
-fn alert_name(code: u8) -> String {
+pub(super) fn alert_name(code: u8) -> String {
     let name = match code {
         0 => "close_notify",
         10 => "unexpected_message",
