@@ -128,11 +128,15 @@ fn rustls_pair(identity: &Identity) -> Result<RustlsPair, Box<dyn std::error::Er
         .with_root_certificates(roots)
         .with_no_client_auth();
     client.resumption = Resumption::disabled();
+    // What tlsflow's builders set, so that tlsflow runs TLS 1.3 records itself after the
+    // handshake; tokio-rustls and StreamOwned ignore it.
+    client.enable_secret_extraction = true;
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     server.send_tls13_tickets = 0;
+    server.enable_secret_extraction = true;
     Ok((Arc::new(client), Arc::new(server)))
 }
 

@@ -32,6 +32,13 @@ impl ClientConfig {
     }
 
     /// Wraps a rustls configuration as it is.
+    ///
+    /// With `enable_secret_extraction = true` (which [`builder`](Self::builder) sets), a TLS
+    /// 1.3 connection moves to tlsflow's own record layer once the handshake is over: rustls
+    /// hands over the traffic secrets and keeps the key schedule and session tickets, and
+    /// tlsflow seals and opens records with aws-lc-rs without copying plaintext in between
+    /// (it honours `max_fragment_size`). Without it, or with TLS 1.2, or in a build without
+    /// the `aws-lc-rs` feature, rustls's record layer runs the whole connection.
     pub fn from_rustls(inner: Arc<rustls::ClientConfig>) -> Self {
         ClientConfig {
             inner: ClientInner::Rustls(inner),

@@ -15,6 +15,7 @@
 //! ```
 
 mod async_scheduler;
+mod mangle;
 mod scheduler;
 mod transport;
 
@@ -23,6 +24,7 @@ pub use async_scheduler::{run_pair_async, AsyncTestStream};
 pub use async_scheduler::{FuturesPeer, FuturesSplitPeer};
 #[cfg(feature = "tokio")]
 pub use async_scheduler::{TokioPeer, TokioSplitPeer};
+pub use mangle::damaged_records;
 pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
 pub use transport::{HostileTransport, Hostility};
 
