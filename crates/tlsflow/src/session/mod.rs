@@ -23,7 +23,9 @@ pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
 ///   an engine holds at most one record of decrypted plaintext (16 KiB), and the OpenSSL
 ///   engine one record of input inside OpenSSL. While a handshake message may arrive in
 ///   fragments, the rustls engine raises the input buffer to 72 KiB, the largest handshake
-///   message plus its record framing.
+///   message plus its record framing; after the handshake it joins a fragmented
+///   post-handshake message (a session ticket) in a buffer of its own, at most 64 KiB and
+///   one record.
 ///
 /// Both buffers are allocated when traffic flows and given back when the connection waits
 /// with nothing buffered (an async or non-blocking read that finds no data): an idle
