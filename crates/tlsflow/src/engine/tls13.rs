@@ -977,6 +977,51 @@ mod tests {
         assert_eq!(records, 1000usize.div_ceil(27));
     }
 
+    /// A post-handshake message arriving in fragments is held in a bounded buffer: one
+    /// declared larger than 64 KiB fails at once, and a legal one never holds more than the
+    /// message and one record.
+    #[test]
+    fn fragmented_post_handshake_messages_are_bounded() {
+        for declared in [0x1_0000usize, 60_000] {
+            let (client, server) = configs();
+            let mut pair = engines(client, server);
+            handshake(&mut pair);
+            let [c, s] = &mut pair;
+            let [_, a, b, d] = u32::try_from(declared).unwrap().to_be_bytes();
+            let mut message = vec![NEW_SESSION_TICKET, a, b, d];
+            message.resize(4 + declared, 7);
+            let mut peak = 0;
+            let mut failure = None;
+            for fragment in message.chunks(MAX_PLAINTEXT) {
+                let traffic = c.traffic().unwrap();
+                assert!(traffic.seal_control(HANDSHAKE, fragment).is_ok());
+                let wire = output(c);
+                let fed = feed(s, &wire, usize::MAX);
+                let mut buf = [0u8; 64];
+                let read = fed.and_then(|_| s.read_plaintext(&mut buf));
+                peak = peak.max(s.traffic().unwrap().buffer_capacity());
+                if let Err(e) = read {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            let failure = failure.expect("the oversized or misplaced message was accepted");
+            if declared > MAX_HANDSHAKE {
+                assert!(failure.to_string().contains("decode_error"), "{failure}");
+            } else {
+                // Complete, it is refused: a client sent a NewSessionTicket.
+                assert!(
+                    failure.to_string().contains("unexpected_message"),
+                    "{failure}"
+                );
+            }
+            assert!(
+                peak <= 2 * (MAX_HANDSHAKE + 4 + MAX_PLAINTEXT),
+                "held {peak} bytes"
+            );
+        }
+    }
+
     /// Whatever happens to the records on the way, the reader gets a prefix of what was sent
     /// and then an error or the end: never other bytes, never a panic. The same cases run
     /// coverage-guided with `cargo fuzz run records` (see `fuzz/`).
