@@ -92,6 +92,13 @@ struct Buffers {
     /// The last pass ended with rustls ready to send application data.
     at_rest: bool,
     sent_close: bool,
+    /// While the connection may move to tlsflow's record layer, rustls is given one record
+    /// at a time, so that it never sees a record sent after the handshake (it would answer
+    /// a key update request only with its next write, and that answer would be lost in the
+    /// move). `seen` bytes at the front of the input buffer are rustls's already...
+    seen: usize,
+    /// ...and rustls asked for more (it has nothing of its own to emit first).
+    waits: bool,
 }
 
 /// A TLS engine backed by a rustls connection.
@@ -172,10 +179,13 @@ impl RustlsEngine {
             max_record,
             conn,
             inbox: Inbox::default(),
-            bufs: Buffers::default(),
             server_name,
             sni_read: false,
             input_capacity: HANDSHAKE_INPUT,
+            bufs: Buffers {
+                waits: true,
+                ..Buffers::default()
+            },
             eof: false,
             failure: None,
         }
@@ -207,8 +217,12 @@ impl RustlsEngine {
                 !c.is_handshaking()
                     && c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
             })
-            && !starts_with_complete_record(self.inbox.data());
+            && self.bufs.seen == 0;
         if !ready {
+            if !self.is_handshaking() {
+                // Not now, so never: rustls runs the records from here on.
+                self.hand_over = false;
+            }
             return;
         }
         let common = self.common().expect("checked above");
@@ -279,27 +293,78 @@ impl RustlsEngine {
 
     fn run(&mut self, op: &mut Op<'_>) -> Result<usize, Error> {
         let RustlsEngine {
-            conn, inbox, bufs, ..
+            conn,
+            inbox,
+            bufs,
+            hand_over,
+            ..
         } = self;
         bufs.at_rest = false;
         // Each pass consumes input or reaches a state that ends it; the bound only guards
         // against a state machine that stops doing either.
         for _ in 0..1_000_000 {
-            let (discard, flow) = match conn {
-                Conn::Client(c) => {
-                    let status = c.process_tls_records(inbox.data_mut());
-                    (status.discard, step(status.state, bufs, op))
-                }
-                Conn::Server(s) => {
-                    let status = s.process_tls_records(inbox.data_mut());
-                    (status.discard, step(status.state, bufs, op))
-                }
+            let version = match conn {
+                Conn::Client(c) => c.protocol_version(),
+                Conn::Server(s) => s.protocol_version(),
                 #[cfg(feature = "aws-lc-rs")]
                 _ => return Err(Error::protocol("rustls no longer runs this connection")),
             };
+            let one_by_one = *hand_over && version != Some(rustls::ProtocolVersion::TLSv1_2);
+            let next = whole_record(&inbox.data()[bufs.seen..]);
+            let extends = one_by_one && bufs.waits && next > 0;
+            let end = if !one_by_one {
+                bufs.seen = 0;
+                inbox.len()
+            } else if extends {
+                bufs.seen + next
+            } else if next > 0 {
+                bufs.seen
+            } else {
+                // No whole record to come: rustls may still check the header of a partial one.
+                inbox.len()
+            };
+            let input = &mut inbox.data_mut()[..end];
+            let (discard, flow) = match conn {
+                Conn::Client(c) => {
+                    let status = c.process_tls_records(input);
+                    (status.discard, step(status.state, bufs, op))
+                }
+                Conn::Server(s) => {
+                    let status = s.process_tls_records(input);
+                    (status.discard, step(status.state, bufs, op))
+                }
+                #[cfg(feature = "aws-lc-rs")]
+                _ => unreachable!("matched above"),
+            };
             inbox.consume(discard);
+            if one_by_one {
+                // rustls, having asked for more, reads the record it was given first.
+                if extends {
+                    bufs.seen += next;
+                }
+                bufs.seen = match bufs.seen.checked_sub(discard) {
+                    Some(seen) => seen,
+                    None => {
+                        // rustls took more than it was given to read: stay with it.
+                        *hand_over = false;
+                        0
+                    }
+                };
+            }
+            let handshaking = match conn {
+                Conn::Client(c) => c.is_handshaking(),
+                Conn::Server(s) => s.is_handshaking(),
+                #[cfg(feature = "aws-lc-rs")]
+                _ => unreachable!("matched above"),
+            };
             match flow? {
                 Flow::Continue => {}
+                // More of the handshake has arrived: give rustls the next record.
+                Flow::Done(_)
+                    if one_by_one
+                        && handshaking
+                        && bufs.waits
+                        && whole_record(&inbox.data()[bufs.seen..]) > 0 => {}
                 Flow::Done(n) => return Ok(n),
             }
         }
@@ -313,6 +378,27 @@ impl RustlsEngine {
             Conn::Traffic(established) => Some(&mut established.traffic),
             _ => None,
         }
+    }
+
+    /// Lets rustls process buffered input.
+    fn pass_input(&mut self) -> Result<(), Error> {
+        let before = self.inbox.len();
+        self.pass(Op::Input)?;
+        // A full buffer that yields nothing holds part of a message larger than the buffer
+        // (a fragmented handshake message): waiting for more could never help.
+        if self.common().is_some()
+            && before >= self.input_capacity
+            && self.inbox.len() == before
+            && self.bufs.record_pending == 0
+            && self.staged() == 0
+        {
+            let err = Error::protocol(
+                "peer overran the TLS buffers: a handshake message larger than the receive buffer",
+            );
+            self.failure = Some(err.clone());
+            return Err(err);
+        }
+        Ok(())
     }
 
     fn staged(&self) -> usize {
@@ -369,6 +455,7 @@ fn step<Data>(
             })
         }
         ConnectionState::EncodeTlsData(mut encode) => {
+            bufs.waits = false;
             let start = bufs.out.len();
             let mut need = 4096;
             loop {
@@ -394,17 +481,22 @@ fn step<Data>(
         // Encoded messages are in `out`, which the session sends in order before anything
         // sealed later: for rustls they count as transmitted.
         ConnectionState::TransmitTlsData(transmit) => {
+            bufs.waits = false;
             transmit.done();
             Ok(Flow::Continue)
         }
-        ConnectionState::BlockedHandshake => match op {
-            Op::KeyUpdate => Err(Error::config(
-                "key update not possible: the handshake is not complete",
-            )),
-            _ => Ok(Flow::Done(0)),
-        },
+        ConnectionState::BlockedHandshake => {
+            bufs.waits = true;
+            match op {
+                Op::KeyUpdate => Err(Error::config(
+                    "key update not possible: the handshake is not complete",
+                )),
+                _ => Ok(Flow::Done(0)),
+            }
+        }
         ConnectionState::WriteTraffic(mut traffic) => match op {
             Op::Input | Op::Read(..) | Op::Flush => {
+                bufs.waits = true;
                 bufs.at_rest = true;
                 Ok(Flow::Done(0))
             }
@@ -412,6 +504,7 @@ fn step<Data>(
                 out.extend_from_slice(&bufs.out);
                 bufs.out.clear();
                 seal(&mut traffic, data, out)?;
+                bufs.waits = true;
                 bufs.at_rest = true;
                 Ok(Flow::Done(data.len()))
             }
@@ -419,6 +512,7 @@ fn step<Data>(
                 let start = bufs.out.len();
                 bufs.out.resize(start + 256, 0);
                 bufs.sent_close = true;
+                bufs.waits = true;
                 match traffic.queue_close_notify(&mut bufs.out[start..]) {
                     Ok(n) => bufs.out.truncate(start + n),
                     Err(e) => {
@@ -433,6 +527,7 @@ fn step<Data>(
                     .refresh_traffic_keys()
                     .map_err(|e| Error::config(format!("key update not possible: {e}")))?;
                 // The next pass encodes the KeyUpdate message.
+                bufs.waits = false;
                 *op = Op::Flush;
                 Ok(Flow::Continue)
             }
@@ -520,30 +615,16 @@ impl Engine for RustlsEngine {
         if let Some(err) = &self.failure {
             return Err(err.clone());
         }
+        if self.common().is_some() && self.bufs.record_pending == 0 && self.inbox.len() > 0 {
+            self.pass_input()?;
+        }
         #[cfg(feature = "aws-lc-rs")]
         if let Conn::Traffic(established) = &mut self.conn {
-            return established
+            // Including what arrived with the handshake's last message.
+            established
                 .traffic
                 .process(&mut self.inbox)
-                .inspect_err(|e| self.failure = Some(e.clone()));
-        }
-        if self.bufs.record_pending > 0 || self.inbox.len() == 0 {
-            return Ok(());
-        }
-        let before = self.inbox.len();
-        self.pass(Op::Input)?;
-        // A full buffer that yields nothing holds part of a message larger than the buffer
-        // (a fragmented handshake message): waiting for more could never help.
-        if before >= self.input_capacity
-            && self.inbox.len() == before
-            && self.bufs.record_pending == 0
-            && self.staged() == 0
-        {
-            let err = Error::protocol(
-                "peer overran the TLS buffers: a handshake message larger than the receive buffer",
-            );
-            self.failure = Some(err.clone());
-            return Err(err);
+                .inspect_err(|e| self.failure = Some(e.clone()))?;
         }
         Ok(())
     }
@@ -775,10 +856,20 @@ impl Engine for RustlsEngine {
     }
 }
 
-/// Whether `data` starts with a whole TLS record.
-#[cfg(feature = "aws-lc-rs")]
-fn starts_with_complete_record(data: &[u8]) -> bool {
-    data.len() >= 5 && data.len() >= 5 + usize::from(u16::from_be_bytes([data[3], data[4]]))
+/// The size of the TLS record at the front of `data` (header included) once all of it has
+/// arrived; 0 before.
+fn whole_record(data: &[u8]) -> usize {
+    match data.get(..5) {
+        Some(header) => {
+            let size = 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+            if data.len() >= size {
+                size
+            } else {
+                0
+            }
+        }
+        None => 0,
+    }
 }
 
 /// The host name a ClientHello asks for (its `server_name` extension), read from the first

@@ -880,6 +880,39 @@ mod tests {
         assert!(c.traffic().unwrap().sealed() <= 3);
     }
 
+    /// A key update the client asks for at once, arriving with its Finished, is answered
+    /// whichever record layer the server reads it with: the server's next records use keys
+    /// the client knows about.
+    #[test]
+    fn a_key_update_right_after_the_handshake_is_answered() {
+        for tickets in [0, 2] {
+            let (client, mut server) = configs();
+            server.send_tls13_tickets = tickets;
+            let [mut c, mut s] = engines(client, server);
+            while c.is_handshaking() {
+                feed(&mut s, &output(&mut c), usize::MAX).unwrap();
+                feed(&mut c, &output(&mut s), usize::MAX).unwrap();
+            }
+            // The client's Finished, a key update request and data, in one read.
+            c.refresh_traffic_keys().unwrap();
+            let mut out = Output::default();
+            c.take_ciphertext(&mut out);
+            c.write_plaintext(b"after the key update", &mut out)
+                .unwrap();
+            feed(&mut s, out.pending(), usize::MAX).unwrap();
+            let mut buf = [0u8; 100];
+            assert_eq!(s.read_plaintext(&mut buf).unwrap(), PlainRead::Data(20));
+            let data = pattern(50_000);
+            assert!(
+                transfer(&mut s, &mut c, &data, 8192, 3000) == data,
+                "{tickets} tickets"
+            );
+            s.send_close_notify();
+            feed(&mut c, &output(&mut s), usize::MAX).unwrap();
+            assert_eq!(c.read_plaintext(&mut buf).unwrap(), PlainRead::Closed);
+        }
+    }
+
     #[test]
     fn key_updates_asked_for_are_answered() {
         let (client, server) = configs();
