@@ -310,7 +310,7 @@ impl RustlsEngine {
                 _ => return Err(Error::protocol("rustls no longer runs this connection")),
             };
             let one_by_one = *hand_over && version != Some(rustls::ProtocolVersion::TLSv1_2);
-            let next = whole_record(&inbox.data()[bufs.seen..]);
+            let next = whole_record(inbox.data().get(bufs.seen..).unwrap_or_default());
             let extends = one_by_one && bufs.waits && next > 0;
             let end = if !one_by_one {
                 bufs.seen = 0;
@@ -364,7 +364,7 @@ impl RustlsEngine {
                     if one_by_one
                         && handshaking
                         && bufs.waits
-                        && whole_record(&inbox.data()[bufs.seen..]) > 0 => {}
+                        && whole_record(inbox.data().get(bufs.seen..).unwrap_or_default()) > 0 => {}
                 Flow::Done(n) => return Ok(n),
             }
         }
