@@ -7,16 +7,19 @@
 //! transport (the std driver maps `WouldBlock` to it and back), so a stream returns
 //! `WouldBlock`/`Pending` only when its transport did, with the waker registered by the
 //! transport.
+//!
+//! Every operation that ends in a TLS failure first tries once to send what the session
+//! queued for the peer: the records before the failure and the alert that says why
+//! (RFC 8446, section 6.2). The attempt does not wait for a transport that would block, and
+//! an alert is sent at most once; later operations, which return the same sticky error, try
+//! again with what is left.
 
 use std::io;
 use std::ops::DerefMut;
 use std::task::{ready, Context, Poll};
 
-use crate::session::{ReadOutcome, Session};
+use crate::session::{ReadOutcome, Session, MAX_FRAGMENT};
 use crate::Error;
-
-/// The largest plaintext of one record.
-const MAX_FRAGMENT: usize = 16 * 1024;
 
 /// A transport seen through one poll interface, whatever its I/O model. `Pending` means the
 /// transport would block (and, in async, has registered the waker); `Interrupted` is passed
@@ -53,17 +56,16 @@ pub(crate) fn send_all<I: PollIo>(
 ) -> Poll<io::Result<()>> {
     while !session.pending_output().is_empty() {
         match ready!(io.poll_write(cx, session.pending_output())) {
-            Ok(0) => return Poll::Ready(Err(session.fail(Error::WriteZero).into())),
+            Ok(0) => return Poll::Ready(Err(session.fail_send(Error::WriteZero).into())),
             Ok(n) => session.output_sent(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Poll::Ready(Err(session.fail(Error::from(e)).into())),
+            Err(e) => return Poll::Ready(Err(session.fail_send(Error::from(e)).into())),
         }
     }
     Poll::Ready(Ok(()))
 }
 
-/// Reads once from `io` into `session`. After a TLS failure it tries once to send the alert
-/// that tells the peer why.
+/// Reads once from `io` into `session`.
 pub(crate) fn receive_once<I: PollIo>(
     io: &mut I,
     session: &mut Session,
@@ -87,18 +89,7 @@ pub(crate) fn receive_once<I: PollIo>(
             }
         };
         match read {
-            Ok(n) => {
-                if let Err(e) = session.input_received(n) {
-                    let pending = session.pending_output();
-                    if !pending.is_empty() {
-                        if let Poll::Ready(Ok(sent)) = io.poll_write(cx, pending) {
-                            session.output_sent(sent);
-                        }
-                    }
-                    return Poll::Ready(Err(e.into()));
-                }
-                return Poll::Ready(Ok(()));
-            }
+            Ok(n) => return Poll::Ready(session.input_received(n).map_err(io::Error::from)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Poll::Ready(Err(session.fail(Error::from(e)).into())),
         }
@@ -115,7 +106,7 @@ pub(crate) fn flush_transport<I: PollIo>(
         match ready!(io.poll_flush(cx)) {
             Ok(()) => return Poll::Ready(Ok(())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Poll::Ready(Err(session.fail(Error::from(e)).into())),
+            Err(e) => return Poll::Ready(Err(session.fail_send(Error::from(e)).into())),
         }
     }
 }
@@ -156,6 +147,17 @@ pub(crate) trait Link {
     /// (`Pending`), or it fails (the session is then failed).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
+    /// Like [`poll_send`](Link::poll_send), for a reader that cannot go on until queued
+    /// answers leave: it must not leave them to another sender.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_send(cx)
+    }
+
+    /// One attempt to send what a failed session queued for the peer (its alert).
+    fn poll_farewell(&mut self, cx: &mut Context<'_>) {
+        let _ = self.poll_send(cx);
+    }
+
     /// Reads from the transport once and hands what arrived (or end-of-file) to the session.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
@@ -172,8 +174,26 @@ fn send_opportunistically<L: Link>(link: &mut L, cx: &mut Context<'_>) -> io::Re
     }
 }
 
+/// Passes `result` on; when it is a failure, first tries once to send what the session
+/// queued for the peer (the alert that says why).
+fn farewell<L: Link, T>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    result: Poll<io::Result<T>>,
+) -> Poll<io::Result<T>> {
+    if matches!(result, Poll::Ready(Err(_))) && link.session().has_farewell() {
+        link.poll_farewell(cx);
+    }
+    result
+}
+
 /// Drives the handshake until it is over (this side's last flight may still be queued).
 pub(crate) fn poll_handshake<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let result = handshake(link, cx);
+    farewell(link, cx, result)
+}
+
+fn handshake<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     loop {
         {
             // A failed session is not handshaking: the operation that follows reports the
@@ -199,8 +219,12 @@ pub(crate) fn poll_handshake_flushed<L: Link>(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
     ready!(poll_handshake(link, cx))?;
-    link.session().check()?;
-    link.poll_send(cx)
+    let checked = link.session().check();
+    let result = match checked {
+        Ok(()) => link.poll_send(cx),
+        Err(e) => Poll::Ready(Err(e.into())),
+    };
+    farewell(link, cx, result)
 }
 
 /// Accepts plaintext: `Ready(Ok(n))` with `n >= 1` for a non-empty `buf`, or `Pending` with
@@ -210,10 +234,15 @@ pub(crate) fn poll_write<L: Link>(
     cx: &mut Context<'_>,
     buf: &[u8],
 ) -> Poll<io::Result<usize>> {
+    let result = write(link, cx, buf);
+    farewell(link, cx, result)
+}
+
+fn write<L: Link>(link: &mut L, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
-    ready!(poll_handshake(link, cx))?;
+    ready!(handshake(link, cx))?;
     loop {
         let (accepted, send_now) = {
             let mut session = link.session();
@@ -244,6 +273,11 @@ fn coalesce(session: &Session, accepted: usize) -> bool {
 
 /// Succeeds once every accepted byte is with the transport and the transport is flushed.
 pub(crate) fn poll_flush<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let result = flush(link, cx);
+    farewell(link, cx, result)
+}
+
+fn flush<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     link.session().check()?;
     ready!(link.poll_send(cx))?;
     link.poll_flush_transport(cx)
@@ -255,10 +289,15 @@ pub(crate) fn poll_read<L: Link>(
     cx: &mut Context<'_>,
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
+    let result = read(link, cx, buf);
+    farewell(link, cx, result)
+}
+
+fn read<L: Link>(link: &mut L, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
     }
-    ready!(poll_handshake(link, cx))?;
+    ready!(handshake(link, cx))?;
     loop {
         let outcome = link.session().read_plaintext(buf)?;
         // Output produced by reading (tickets, alerts, key update replies) goes out first; if
@@ -268,15 +307,23 @@ pub(crate) fn poll_read<L: Link>(
             ReadOutcome::Data(n) => return Poll::Ready(Ok(n)),
             ReadOutcome::Closed => return Poll::Ready(Ok(0)),
             ReadOutcome::NeedInput => ready!(link.poll_receive(cx))?,
+            // Answers to the peer fill the send queue: they leave before more input is taken,
+            // so a peer that never reads cannot make them grow.
+            ReadOutcome::NeedOutput => ready!(link.poll_drain(cx))?,
         }
     }
 }
 
 /// Queues `close_notify` once and flushes it. The read side stays open (half-close).
 pub(crate) fn poll_shutdown<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    ready!(poll_handshake(link, cx))?;
+    let result = shutdown(link, cx);
+    farewell(link, cx, result)
+}
+
+fn shutdown<L: Link>(link: &mut L, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ready!(handshake(link, cx))?;
     link.session().close_write()?;
-    poll_flush(link, cx)
+    flush(link, cx)
 }
 
 /// Shuts down, then reads and discards until the peer's `close_notify` or end-of-file, at
@@ -287,10 +334,20 @@ pub(crate) fn poll_close<L: Link>(
     drained: &mut u64,
     limit: u64,
 ) -> Poll<io::Result<()>> {
-    ready!(poll_shutdown(link, cx))?;
+    let result = close(link, cx, drained, limit);
+    farewell(link, cx, result)
+}
+
+fn close<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    drained: &mut u64,
+    limit: u64,
+) -> Poll<io::Result<()>> {
+    ready!(shutdown(link, cx))?;
     let mut scratch = [0u8; 4096];
     while *drained < limit {
-        match ready!(poll_read(link, cx, &mut scratch))? {
+        match ready!(read(link, cx, &mut scratch))? {
             0 => return Poll::Ready(Ok(())),
             n => *drained += n as u64,
         }

@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use ::futures_io::{AsyncRead, AsyncWrite};
 
 use crate::driver::{self, IoLink, PollIo, PollRead};
-use crate::split::{FlushFn, ReadLink, SendMode, WriteFn, WriteLink};
+use crate::split::{FlushFn, Half, ReadLink, WriteFn, WriteLink};
 use crate::{ClientConfig, ServerConfig, TlsStream};
 use crate::{ReadHalf, WriteHalf};
 
@@ -205,6 +205,6 @@ impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for WriteHalf<R, W> {
             .sender
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sender.poll_io(SendMode::Wait, cx, |io, cx| Pin::new(io).poll_close(cx))
+        sender.poll_io(Half::Write, cx, |io, cx| Pin::new(io).poll_close(cx))
     }
 }

@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::driver::{self, IoLink, PollIo, PollRead};
-use crate::split::{FlushFn, ReadLink, SendMode, WriteFn, WriteLink};
+use crate::split::{FlushFn, Half, ReadLink, WriteFn, WriteLink};
 use crate::{ClientConfig, ServerConfig, TlsStream};
 use crate::{ReadHalf, WriteHalf};
 
@@ -220,7 +220,7 @@ impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for WriteHalf<R, W> {
             .sender
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sender.poll_io(SendMode::Wait, cx, |io, cx| Pin::new(io).poll_shutdown(cx))
+        sender.poll_io(Half::Write, cx, |io, cx| Pin::new(io).poll_shutdown(cx))
     }
 }
 

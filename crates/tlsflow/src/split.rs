@@ -44,19 +44,17 @@ struct WriteWakers {
 }
 
 impl WriteWakers {
-    fn register(&self, mode: SendMode, waker: &Waker) {
+    fn register(&self, half: Half, waker: &Waker) {
         let mut slots = lock(&self.slots);
-        let slot = &mut slots[mode as usize];
+        let slot = &mut slots[half as usize];
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *slot = Some(waker.clone());
         }
     }
-}
 
-impl WriteWakers {
-    /// Wakes the half waiting in `mode`, if any.
-    fn wake_slot(&self, mode: SendMode) {
-        let waker = lock(&self.slots)[mode as usize].take();
+    /// Wakes `half`, if it waits.
+    fn wake_slot(&self, half: Half) {
+        let waker = lock(&self.slots)[half as usize].take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -77,14 +75,14 @@ impl Wake for WriteWakers {
 }
 
 impl<W> Sender<W> {
-    /// Polls the write transport on behalf of `mode`'s half, with the shared waker.
+    /// Polls the write transport on behalf of `half`, with the shared waker.
     pub(crate) fn poll_io<R>(
         &mut self,
-        mode: SendMode,
+        half: Half,
         cx: &mut Context<'_>,
         op: impl FnOnce(&mut W, &mut Context<'_>) -> Poll<R>,
     ) -> Poll<R> {
-        self.wakers.register(mode, cx.waker());
+        self.wakers.register(half, cx.waker());
         op(&mut self.io, &mut Context::from_waker(&self.waker))
     }
 }
@@ -119,33 +117,37 @@ pub(crate) type WriteFn<W> = fn(&mut W, &mut Context<'_>, &[u8]) -> Poll<io::Res
 /// How a driver flushes its write transport.
 pub(crate) type FlushFn<W> = fn(&mut W, &mut Context<'_>) -> Poll<io::Result<()>>;
 
-/// Whether a half waits for the sender when the other half holds it.
+/// Which half of a split stream is sending.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SendMode {
-    /// Wait: the caller needs its bytes on their way (the write half).
-    Wait = 0,
-    /// Do not wait: the holder will find our output when it lets go (the read half).
-    Opportunistic = 1,
+pub(crate) enum Half {
+    /// The write half.
+    Write = 0,
+    /// The read half, sending what reading produced.
+    Read = 1,
 }
 
-/// Sends all queued ciphertext through the shared sender.
+/// Sends all queued ciphertext through the shared sender on behalf of `half`. When the other
+/// half holds the sender, `wait` says whether to wait for it; a half that does not wait
+/// leaves its output to the holder, which looks for queued output when it lets go.
 pub(crate) fn poll_send_shared<W, F>(
     shared: &Shared<W>,
     cx: &mut Context<'_>,
-    mode: SendMode,
+    half: Half,
+    wait: bool,
     mut poll_write: F,
 ) -> Poll<io::Result<()>>
 where
     F: FnMut(&mut W, &mut Context<'_>, &[u8]) -> Poll<io::Result<usize>>,
 {
     loop {
-        let mut sender = match mode {
-            SendMode::Wait => lock(&shared.sender),
-            SendMode::Opportunistic => match shared.sender.try_lock() {
+        let mut sender = if wait {
+            lock(&shared.sender)
+        } else {
+            match shared.sender.try_lock() {
                 Ok(guard) => guard,
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => return Poll::Ready(Ok(())),
-            },
+            }
         };
         let mut progressed = false;
         let result = loop {
@@ -162,7 +164,7 @@ where
                 wakers,
                 waker,
             } = &mut *sender;
-            wakers.register(mode, cx.waker());
+            wakers.register(half, cx.waker());
             match poll_write(io, &mut Context::from_waker(waker), in_flight.pending()) {
                 Poll::Pending => break Poll::Pending,
                 Poll::Ready(Ok(0)) => {
@@ -180,11 +182,11 @@ where
                 }
             }
         };
-        if progressed && mode == SendMode::Opportunistic {
+        if progressed && half == Half::Read {
             // The write half may be waiting for room that this send just made, on a
             // readiness registration that a successful write can cancel (or that an
             // edge-triggered transport will not repeat): wake it to look again.
-            sender.wakers.wake_slot(SendMode::Wait);
+            sender.wakers.wake_slot(Half::Write);
         }
         drop(sender);
         // Output queued by the other half while we held the sender is ours to send now.
@@ -198,9 +200,9 @@ where
 }
 
 fn fail<W>(shared: &Shared<W>, sender: &mut Sender<W>, err: Error) -> io::Error {
-    // The rest of the record in flight can never be sent: drop it with the session.
+    // The rest of the record in flight can never be sent: drop it with the session's queue.
     sender.in_flight.clear();
-    lock(&shared.session).fail(err).into()
+    lock(&shared.session).fail_send(err).into()
 }
 
 /// The read half's view: its own read transport, the shared session, and the sender for
@@ -231,12 +233,18 @@ where
             // The write half sends everything queued before it returns.
             return Poll::Ready(Ok(()));
         }
-        poll_send_shared(
-            self.shared,
-            cx,
-            SendMode::Opportunistic,
-            &mut self.poll_write,
-        )
+        poll_send_shared(self.shared, cx, Half::Read, false, &mut self.poll_write)
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Reading cannot go on until the answers leave: wait for the sender if need be.
+        poll_send_shared(self.shared, cx, Half::Read, true, &mut self.poll_write)
+    }
+
+    fn poll_farewell(&mut self, cx: &mut Context<'_>) {
+        // A busy write half could hold the alert back until its next write, which may never
+        // come: send it now unless the write half is sending (it then sends it too).
+        let _ = poll_send_shared(self.shared, cx, Half::Read, false, &mut self.poll_write);
     }
 
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -263,14 +271,7 @@ where
                     let input = session.input_buffer();
                     let n = n.min(input.len());
                     input[..n].copy_from_slice(&self.buf[..n]);
-                    let result = session.input_received(n);
-                    drop(session);
-                    if let Err(e) = result {
-                        // Try once to tell the peer why.
-                        let _ = self.poll_send(cx);
-                        return Poll::Ready(Err(e.into()));
-                    }
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(session.input_received(n).map_err(io::Error::from));
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
@@ -325,7 +326,7 @@ where
     }
 
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        poll_send_shared(self.shared, cx, SendMode::Wait, &mut self.poll_write)
+        poll_send_shared(self.shared, cx, Half::Write, true, &mut self.poll_write)
     }
 
     fn poll_receive(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -336,10 +337,12 @@ where
     fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut sender = lock(&self.shared.sender);
         loop {
-            match sender.poll_io(SendMode::Wait, cx, &mut self.poll_flush) {
+            match sender.poll_io(Half::Write, cx, &mut self.poll_flush) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Err(lock(&self.shared.session).fail(Error::from(e)).into()))
+                    return Poll::Ready(Err(lock(&self.shared.session)
+                        .fail_send(Error::from(e))
+                        .into()))
                 }
                 other => return other,
             }

@@ -25,10 +25,17 @@ pub(crate) struct MemoryIo {
     inbox: Inbox,
     outgoing: Output,
     eof: bool,
+    /// While OpenSSL reads records for the application, it gets no more input once it has
+    /// written an answer (a key update reply): the session moves the answer to its send
+    /// queue, counted against its limit, before OpenSSL reads on.
+    hold_after_answer: bool,
 }
 
 impl Read for MemoryIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.hold_after_answer && !self.outgoing.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let rest = self.inbox.data();
         if rest.is_empty() {
             return if self.eof {
@@ -240,7 +247,10 @@ impl Engine for OpensslEngine {
         if self.peer_closed {
             return Ok(PlainRead::Closed);
         }
-        match self.stream.ssl_read(buf) {
+        self.stream.get_mut().hold_after_answer = true;
+        let read = self.stream.ssl_read(buf);
+        self.stream.get_mut().hold_after_answer = false;
+        match read {
             Ok(n) => Ok(PlainRead::Data(n)),
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                 self.peer_closed = true;

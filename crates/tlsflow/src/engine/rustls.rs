@@ -92,6 +92,8 @@ struct Buffers {
     /// The last pass ended with rustls ready to send application data.
     at_rest: bool,
     sent_close: bool,
+    /// rustls has encoded handshake messages to send (for a server: its first flight).
+    spoken: bool,
     /// While the connection may move to tlsflow's record layer, rustls is given one record
     /// at a time, so that it never sees a record sent after the handshake (it would answer
     /// a key update request only with its next write, and that answer would be lost in the
@@ -207,6 +209,9 @@ impl RustlsEngine {
     /// input buffer until it is complete, so the front must not hold a complete record).
     #[cfg(feature = "aws-lc-rs")]
     fn hand_over(&mut self) {
+        // The record layer replaces rustls's only where it does exactly what the configuration
+        // asked for: a TLS 1.3 suite of tlsflow's built-in aws-lc-rs provider. Any other
+        // provider (ring, a FIPS or custom one) keeps its own AEAD on rustls's record layer.
         let ready = self.hand_over
             && self.bufs.at_rest
             && self.bufs.record_pending == 0
@@ -216,6 +221,8 @@ impl RustlsEngine {
             && self.common().is_some_and(|c| {
                 !c.is_handshaking()
                     && c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+                    && c.negotiated_cipher_suite()
+                        .is_some_and(super::tls13::implements)
             })
             && self.bufs.seen == 0;
         if !ready {
@@ -297,6 +304,7 @@ impl RustlsEngine {
             inbox,
             bufs,
             hand_over,
+            client,
             ..
         } = self;
         bufs.at_rest = false;
@@ -357,6 +365,15 @@ impl RustlsEngine {
                 #[cfg(feature = "aws-lc-rs")]
                 _ => unreachable!("matched above"),
             };
+            if extends && discard == 0 && handshaking && !*client && bufs.spoken && bufs.waits {
+                // A server that has spoken kept a whole record it was given without using
+                // it: early data it skips (the client tried 0-RTT, which tlsflow declines)
+                // or part of a fragmented message. rustls charges skipped records against
+                // its budget each time they are presented, so from now on it gets all the
+                // input at once, as its buffered connection would, and the connection stays
+                // on rustls's record layer (the hand-over needs records one at a time).
+                *hand_over = false;
+            }
             match flow? {
                 Flow::Continue => {}
                 // More of the handshake has arrived: give rustls the next record.
@@ -456,6 +473,7 @@ fn step<Data>(
         }
         ConnectionState::EncodeTlsData(mut encode) => {
             bufs.waits = false;
+            bufs.spoken = true;
             let start = bufs.out.len();
             let mut need = 4096;
             loop {
@@ -721,6 +739,11 @@ impl Engine for RustlsEngine {
 
     fn plaintext_pending(&self) -> usize {
         let engine = match &self.conn {
+            // After a failure, only what was opened (authenticated) counts.
+            #[cfg(feature = "aws-lc-rs")]
+            Conn::Traffic(established) if self.failure.is_some() => {
+                established.traffic.opened_plaintext()
+            }
             #[cfg(feature = "aws-lc-rs")]
             Conn::Traffic(established) => established.traffic.plaintext_pending(&self.inbox),
             _ => self.bufs.record_pending,

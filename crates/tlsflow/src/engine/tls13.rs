@@ -75,6 +75,33 @@ fn fatal(alert: u8, reason: impl std::fmt::Display) -> Fatal {
     }
 }
 
+/// Whether the record layer implements `suite` exactly as the configuration would: it is one
+/// of the TLS 1.3 suites of rustls's aws-lc-rs provider, whose AEADs are the ones used here.
+/// A suite of any other provider (ring, a custom or wrapped one) is someone else's choice of
+/// implementation, and keeps rustls's record layer.
+///
+/// Suites are compared by address. The compiler may give one static suite several copies
+/// (rustls's lists hold their own), so each place rustls offers them from is checked; a
+/// suite defined anywhere else can never share an address with these.
+pub(super) fn implements(suite: SupportedCipherSuite) -> bool {
+    use rustls::crypto::aws_lc_rs::{
+        cipher_suite as aws, ALL_CIPHER_SUITES, DEFAULT_CIPHER_SUITES,
+    };
+    let SupportedCipherSuite::Tls13(suite) = suite else {
+        return false;
+    };
+    let named = [
+        aws::TLS13_AES_128_GCM_SHA256,
+        aws::TLS13_AES_256_GCM_SHA384,
+        aws::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    named
+        .iter()
+        .chain(DEFAULT_CIPHER_SUITES)
+        .chain(ALL_CIPHER_SUITES)
+        .any(|ours| matches!(ours, SupportedCipherSuite::Tls13(ours) if std::ptr::eq(*ours, suite)))
+}
+
 /// rustls's half of the connection after the handshake.
 pub(super) enum Keys {
     Client(KernelConnection<ClientConnectionData>),
@@ -223,7 +250,9 @@ fn complete_record(data: &[u8]) -> Result<Option<usize>, Fatal> {
             format!("a record of {len} bytes, more than TLS allows"),
         ));
     }
-    if len <= TAG {
+    // A body of only a tag may be authentic, and is then refused for having no content
+    // type (unexpected_message, RFC 8446, 5.4); a shorter one cannot be (5.2).
+    if len < TAG {
         return Err(fatal(BAD_RECORD_MAC, "a record too short to be authentic"));
     }
     Ok((data.len() >= HEADER + len).then_some(len))
@@ -261,6 +290,10 @@ pub(super) struct Traffic {
     /// A post-handshake message received in part.
     handshake: Vec<u8>,
     key_updates_in_a_row: u8,
+    /// A KeyUpdate answering the peer's request waits in `control`: it answers any further
+    /// requests that arrive before it is taken (RFC 8446, 4.6.3), so a peer that floods us
+    /// with requests gets one answer per read, not one per request.
+    answer_queued: bool,
     warnings: u8,
     peer_closed: bool,
     sent_close: bool,
@@ -295,6 +328,7 @@ impl Traffic {
             plain_tail: 0,
             handshake: Vec::new(),
             key_updates_in_a_row: 0,
+            answer_queued: false,
             warnings: 0,
             peer_closed: false,
             sent_close: false,
@@ -367,6 +401,7 @@ impl Traffic {
     }
 
     pub(super) fn take_control(&mut self, out: &mut Output) {
+        self.answer_queued = false;
         if !self.control.is_empty() {
             out.extend_from_slice(self.control.pending());
             self.control.consume(self.control.len());
@@ -395,6 +430,11 @@ impl Traffic {
 
     pub(super) fn peer_closed(&self) -> bool {
         self.peer_closed
+    }
+
+    /// Opened (authenticated) plaintext waiting to be read.
+    pub(super) fn opened_plaintext(&self) -> usize {
+        self.plain
     }
 
     /// Opened plaintext waiting to be read, or else an upper bound for the record at the
@@ -557,8 +597,14 @@ impl Traffic {
                 "an alert inside a fragmented handshake message",
             ));
         }
+        // An alert record holds exactly one alert (RFC 8446, 5.1); an empty one is refused
+        // as unexpected_message, like any record without content (5.4).
         let &[level, description] = content else {
-            return Err(fatal(DECODE_ERROR, "a malformed alert"));
+            return Err(if content.is_empty() {
+                fatal(UNEXPECTED_MESSAGE, "an empty alert record")
+            } else {
+                fatal(DECODE_ERROR, "an alert record that is not one alert")
+            });
         };
         if description == CLOSE_NOTIFY {
             self.peer_closed = true;
@@ -641,8 +687,9 @@ impl Traffic {
         }
         self.key_updates_in_a_row += 1;
         self.open = self.keys.next_receiving()?;
-        if request && !self.sent_close {
+        if request && !self.sent_close && !self.answer_queued {
             self.update_sending_key(false)?;
+            self.answer_queued = true;
         }
         Ok(())
     }

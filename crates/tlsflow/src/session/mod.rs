@@ -9,7 +9,10 @@ use crate::Error;
 
 /// The size of one full TLS record on the wire: 16 KiB of plaintext plus the largest
 /// overhead a record may carry.
-pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
+pub const MAX_RECORD_WIRE_SIZE: usize = MAX_FRAGMENT + 2048 + 5;
+
+/// The largest plaintext of one record.
+pub(crate) const MAX_FRAGMENT: usize = 16 * 1024;
 
 /// Upper bounds on what a [`Session`] buffers in each direction.
 ///
@@ -17,7 +20,14 @@ pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
 ///   while less than `send` bytes of ciphertext are queued, and never more than the space that
 ///   remains, so queued ciphertext stays under `send` plus the per-record overhead of what was
 ///   sealed (under 1%), plus at most one handshake flight and alerts, which are not
-///   application data.
+///   application data. Ciphertext the session queues on its own after the handshake, in
+///   answer to what the peer sent (key update replies, alerts, OpenSSL's answers), counts
+///   against `send` too: while more than `send` bytes of such answers wait for the transport
+///   (at least one full record's worth), the session takes no more input until the transport
+///   has taken them. A peer that sends requests and never reads what we answer therefore
+///   fills its own socket, not our memory. Answers never stop input for a peer that only
+///   writes: tlsflow replies to any number of key update requests that arrive in one read
+///   with one key update (RFC 8446, 4.6.3), so an honest peer's answers stay a few bytes.
 /// - `receive`: ciphertext read from the transport and not yet processed. It sits in the
 ///   engine's input buffer (the rustls engine decrypts records in place there). On top of it
 ///   an engine holds at most one record of decrypted plaintext (16 KiB), and the OpenSSL
@@ -32,8 +42,9 @@ pub const MAX_RECORD_WIRE_SIZE: usize = 16 * 1024 + 2048 + 5;
 /// connection holds only its TLS state.
 ///
 /// A slow or malicious peer therefore cannot make a session grow: when the send queue is full
-/// writes return `WouldBlock`, and when plaintext is not being read the session stops reading
-/// the transport.
+/// writes return `WouldBlock`, when plaintext is not being read the session stops reading
+/// the transport, and when answers to the peer pile up unsent it stops reading until they
+/// leave ([`Interest`] then asks for writing only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of ciphertext queued for sending before writes stop accepting plaintext.
@@ -69,6 +80,11 @@ impl Default for Limits {
 ///
 /// `close_write()` during the handshake waits for the handshake to finish: the handshake must
 /// complete before a `close_notify` can be sent under the negotiated keys.
+///
+/// A TLS failure queues the alert that tells the peer why; drivers send it before they
+/// report the error. A failure of the transport's write side alone
+/// ([`Session::fail_send`]) ends writing at once, while reads go on through what the peer
+/// sent before it, so that the peer's alert is reported rather than a broken pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// The handshake is in progress; no application data moves yet.
@@ -81,7 +97,8 @@ pub enum State {
     ReadClosed,
     /// Both sides sent `close_notify`.
     Closed,
-    /// A fatal error happened; every operation returns it.
+    /// A fatal error happened; every operation returns it (after a failure of the
+    /// transport's write side alone, reads first deliver what the peer sent before it).
     Failed,
 }
 
@@ -101,6 +118,9 @@ pub enum ReadOutcome {
     Data(usize),
     /// More ciphertext is needed from the transport.
     NeedInput,
+    /// Answers to the peer (key update replies and the like) fill the send queue: the
+    /// transport must take them before the session takes more input (see [`Limits`]).
+    NeedOutput,
     /// The peer closed cleanly (`close_notify`), or the transport ended and the lenient
     /// end-of-file policy is on.
     Closed,
@@ -159,7 +179,12 @@ pub struct Buffered {
 pub struct Session {
     engine: Box<dyn Engine>,
     state: State,
+    /// Why the session failed: every later operation returns it.
     failure: Option<Error>,
+    /// Why the transport's write side failed, when that is all that failed: writing is over,
+    /// but reading goes on through what the peer sent before, so that its alert (the likely
+    /// reason for the failure) is reported rather than "broken pipe".
+    send_failure: Option<Error>,
     outbox: Output,
     /// The size of the input space last handed out (received ciphertext itself lives in the
     /// engine, which decrypts it in place).
@@ -172,6 +197,9 @@ pub struct Session {
     /// Ciphertext handed to a sender by [`take_output`](Session::take_output) and not yet
     /// reported sent: still counted against the send limit.
     in_flight: usize,
+    /// Ciphertext queued in answer to the peer and (as far as the count can tell: answers
+    /// and records interleave) not sent yet.
+    answers: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -202,10 +230,12 @@ impl Session {
             transport_eof: false,
             lenient_eof: false,
             in_flight: 0,
+            answers: 0,
+            send_failure: None,
             engine,
         };
         // A client speaks first: its ClientHello is ready at once.
-        session.collect_output();
+        session.collect_output(false);
         session.update_state();
         session
     }
@@ -219,6 +249,9 @@ impl Session {
 
     /// The current connection state.
     pub fn state(&self) -> State {
+        if self.send_failure.is_some() {
+            return State::Failed;
+        }
         self.state
     }
 
@@ -239,11 +272,14 @@ impl Session {
 
     /// The sticky error, if the session failed.
     ///
+    /// After a failure of the transport's write side alone, reading goes on (see
+    /// [`fail_send`](Self::fail_send)); this still reports that failure.
+    ///
     /// # Errors
     ///
     /// The error that made the session fail, every time.
     pub fn check(&self) -> Result<(), Error> {
-        match &self.failure {
+        match self.failure.as_ref().or(self.send_failure.as_ref()) {
             Some(err) => Err(err.clone()),
             None => Ok(()),
         }
@@ -252,24 +288,31 @@ impl Session {
     /// What transport I/O would make progress now.
     ///
     /// `write` is set while ciphertext is queued. `read` is set while the session can use
-    /// ciphertext: during the handshake, and afterwards until the
-    /// peer closes, as long as no plaintext is waiting to be read.
+    /// ciphertext: during the handshake, and afterwards until the peer closes, as long as no
+    /// plaintext is waiting to be read and answers to the peer do not fill the send queue.
+    /// After a TLS failure only `write` can be set: the alert that tells the peer why, while
+    /// it waits for the transport.
     pub fn interest(&self) -> Interest {
         if self.failure.is_some() {
             return Interest {
                 read: false,
-                write: false,
+                write: !self.outbox.is_empty(),
             };
         }
         let write = self.outbox.len() + self.in_flight > 0;
         let read = match self.state {
             State::Handshaking => true,
             State::Open | State::WriteClosed => {
-                !self.transport_eof && self.engine.plaintext_pending() == 0
+                !self.transport_eof && self.engine.plaintext_pending() == 0 && !self.answers_full()
             }
             _ => false,
         };
         Interest { read, write }
+    }
+
+    /// Whether answers to the peer fill the send queue: input waits until they leave.
+    fn answers_full(&self) -> bool {
+        self.answers > self.limits.send.max(MAX_RECORD_WIRE_SIZE)
     }
 
     /// Bytes of buffer memory the session holds for queues (allocated capacity, whatever it
@@ -315,11 +358,11 @@ impl Session {
         let queued = self.outbox.len() + self.in_flight;
         // The limit counts plaintext: the framing of queued records (at most 32 bytes each)
         // does not take room from the next record, so a 64 KiB limit holds four full records.
-        let framing = queued / (16 * 1024) * 32;
+        let framing = queued / MAX_FRAGMENT * 32;
         let space = (self.limits.send + framing).saturating_sub(queued);
         // Sealing a sliver into a tiny record wastes bytes and CPU: below a record's worth of
         // space (or what is asked, or the limit itself), wait for the transport instead.
-        let worth = data.len().min(16 * 1024).min(self.limits.send);
+        let worth = data.len().min(MAX_FRAGMENT).min(self.limits.send);
         if queued > 0 && space < worth {
             return Ok(0);
         }
@@ -328,7 +371,7 @@ impl Session {
             Ok(n) => n,
             Err(e) => return Err(self.fail_tls(e)),
         };
-        self.collect_output();
+        self.collect_output(false);
         self.counters.plaintext_accepted += accepted as u64;
         Ok(accepted)
     }
@@ -353,6 +396,7 @@ impl Session {
         );
         self.outbox.consume(n);
         self.counters.ciphertext_sent += n as u64;
+        self.after_sent();
     }
 
     /// Moves all queued ciphertext to the end of `out`, for a sender that writes it without
@@ -378,15 +422,24 @@ impl Session {
     ///
     /// # Panics
     ///
-    /// If `n` exceeds what is in flight (a driver bug).
+    /// If `n` exceeds what is in flight (a driver bug). After a failure, which forgets what
+    /// was in flight, counts are only added up.
     pub fn in_flight_sent(&mut self, n: usize) {
-        assert!(
-            n <= self.in_flight,
-            "transport reported {n} bytes sent of {} in flight",
-            self.in_flight
-        );
-        self.in_flight -= n;
+        if self.failure.is_none() && self.send_failure.is_none() {
+            assert!(
+                n <= self.in_flight,
+                "transport reported {n} bytes sent of {} in flight",
+                self.in_flight
+            );
+        }
+        self.in_flight = self.in_flight.saturating_sub(n);
         self.counters.ciphertext_sent += n as u64;
+        self.after_sent();
+    }
+
+    fn after_sent(&mut self) {
+        // What was sent may have been answers: at most what is still queued can be.
+        self.answers = self.answers.min(self.outbox.len() + self.in_flight);
     }
 
     /// Puts ciphertext handed out by [`take_output`](Self::take_output) and not sent back at
@@ -400,9 +453,14 @@ impl Session {
     }
 
     /// Space to read ciphertext into. Empty when the session cannot take input now (its
-    /// buffers are full until plaintext is read, or the peer has closed).
+    /// buffers are full until plaintext is read, answers to the peer wait for the transport,
+    /// or the peer has closed).
     pub fn input_buffer(&mut self) -> &mut [u8] {
-        if self.failure.is_some() || self.transport_eof || self.engine.peer_closed() {
+        if self.failure.is_some()
+            || self.transport_eof
+            || self.engine.peer_closed()
+            || self.answers_full()
+        {
             self.input_space = 0;
             return &mut [];
         }
@@ -424,12 +482,15 @@ impl Session {
     ///
     /// If `n` exceeds the buffer last handed out (a driver bug).
     pub fn input_received(&mut self, n: usize) -> Result<(), Error> {
-        self.check()?;
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
         if n == 0 {
             self.transport_eof = true;
             self.engine.feed_eof();
             if self.state == State::Handshaking {
-                return Err(self.fail(Error::HandshakeEof));
+                let err = self.send_failure.clone().unwrap_or(Error::HandshakeEof);
+                return Err(self.fail(err));
             }
             return Ok(());
         }
@@ -452,15 +513,15 @@ impl Session {
     fn after_input(&mut self, processed: Result<(), Error>) -> Result<(), Error> {
         if let Err(e) = processed {
             let err = self.fail_tls(e);
-            // Plaintext that arrived intact before the failure is read first; the (sticky)
-            // error comes after it.
+            // Plaintext authenticated before the failure is read first; the (sticky) error
+            // comes after it.
             return if self.engine.plaintext_pending() > 0 {
                 Ok(())
             } else {
                 Err(err)
             };
         }
-        self.collect_output();
+        self.collect_output(true);
         self.update_state();
         Ok(())
     }
@@ -501,61 +562,80 @@ impl Session {
             return Ok(ReadOutcome::Data(0));
         }
         loop {
-            match self.engine.read_plaintext(buf) {
-                Ok(PlainRead::Data(mut n)) => {
-                    // Fill the caller's buffer from what was already received: engines open
-                    // buffered records as they read. A failure found on the way is recorded
-                    // now and returned by the next call, after these bytes.
-                    while n < buf.len()
-                        && (self.engine.plaintext_pending() > 0 || self.engine.input_pending() > 0)
-                    {
-                        match self.engine.read_plaintext(&mut buf[n..]) {
-                            Ok(PlainRead::Data(more)) => n += more,
-                            Ok(_) | Err(Error::Truncated) => break,
-                            Err(e) => {
-                                self.fail_tls(e);
-                                break;
-                            }
-                        }
-                    }
-                    self.counters.plaintext_delivered += n as u64;
-                    // Some engines answer post-handshake messages while decrypting.
-                    self.collect_output();
-                    self.update_state();
-                    return Ok(ReadOutcome::Data(n));
-                }
+            let before = self.engine.input_pending();
+            let read = self.engine.read_plaintext(buf);
+            // Engines answer post-handshake messages (key updates) while they open records.
+            self.collect_output(true);
+            match read {
+                Ok(PlainRead::Data(n)) => return Ok(ReadOutcome::Data(self.read_more(buf, n))),
                 Ok(PlainRead::Closed) => {
-                    self.collect_output();
                     self.update_state();
                     return Ok(ReadOutcome::Closed);
                 }
-                Ok(PlainRead::Empty) => self.collect_output(),
-                Err(Error::Truncated) if self.lenient_eof => return Ok(ReadOutcome::Closed),
-                Err(Error::Truncated) => {
-                    // Sticky for reading only: the write side may still be used.
-                    return Err(Error::Truncated);
-                }
+                Ok(PlainRead::Empty) => {}
+                Err(Error::Truncated) => return self.transport_ended(),
                 Err(e) => return Err(self.fail_tls(e)),
             }
+            if self.answers_full() {
+                return Ok(ReadOutcome::NeedOutput);
+            }
+            // Go on while the engine makes progress through what it holds.
+            let mut progressed = self.engine.input_pending() < before;
             if self.engine.input_pending() > 0 && self.engine.plaintext_pending() == 0 {
-                let before = self.engine.input_pending();
+                let held = self.engine.input_pending();
                 self.pump_input()?;
-                if self.engine.input_pending() < before || self.engine.plaintext_pending() > 0 {
-                    continue;
-                }
+                progressed |=
+                    self.engine.input_pending() < held || self.engine.plaintext_pending() > 0;
+            }
+            if progressed {
+                continue;
             }
             if self.engine.peer_closed() {
                 self.update_state();
                 return Ok(ReadOutcome::Closed);
             }
             if self.transport_eof {
-                return if self.lenient_eof {
-                    Ok(ReadOutcome::Closed)
-                } else {
-                    Err(Error::Truncated)
-                };
+                return self.transport_ended();
             }
             return Ok(ReadOutcome::NeedInput);
+        }
+    }
+
+    /// Fills the rest of `buf` (which holds `n` bytes) from what was already received:
+    /// engines open buffered records as they read. A failure found on the way is recorded
+    /// now and returned by the next call, after these bytes.
+    fn read_more(&mut self, buf: &mut [u8], mut n: usize) -> usize {
+        while n < buf.len()
+            && (self.engine.plaintext_pending() > 0 || self.engine.input_pending() > 0)
+            && !self.answers_full()
+        {
+            let read = self.engine.read_plaintext(&mut buf[n..]);
+            self.collect_output(true);
+            match read {
+                Ok(PlainRead::Data(more)) => n += more,
+                Ok(_) | Err(Error::Truncated) => break,
+                Err(e) => {
+                    self.fail_tls(e);
+                    break;
+                }
+            }
+        }
+        self.counters.plaintext_delivered += n as u64;
+        self.update_state();
+        n
+    }
+
+    /// The transport ended without the peer's `close_notify`.
+    fn transport_ended(&mut self) -> Result<ReadOutcome, Error> {
+        if let Some(err) = self.send_failure.clone() {
+            // The write side failed first, and the peer sent no alert to say why.
+            return Err(self.fail(err));
+        }
+        if self.lenient_eof {
+            Ok(ReadOutcome::Closed)
+        } else {
+            // Sticky for reading only: the write side may still be used.
+            Err(Error::Truncated)
         }
     }
 
@@ -575,7 +655,7 @@ impl Session {
         if !self.close_notify_queued {
             self.close_notify_queued = true;
             self.engine.send_close_notify();
-            self.collect_output();
+            self.collect_output(false);
             self.update_state();
         }
         Ok(true)
@@ -599,37 +679,77 @@ impl Session {
     pub fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
         self.check()?;
         self.engine.refresh_traffic_keys()?;
-        self.collect_output();
+        self.collect_output(false);
         Ok(())
     }
 
-    /// Records a fatal failure (for drivers: a transport error). Every later operation
-    /// returns it. Queued ciphertext is dropped: after a transport failure the stream cannot
-    /// know where the last record was cut, and sending more would tear it.
+    /// Records a fatal failure (for drivers: a failure of the transport's read side, or of
+    /// both). Every later operation returns it. Queued ciphertext is dropped: after a
+    /// transport failure the stream cannot know where the last record was cut, and sending
+    /// more would tear it.
     pub fn fail(&mut self, err: Error) -> Error {
         if self.failure.is_none() {
             self.failure = Some(err.clone());
         }
-        self.outbox.clear();
-        self.in_flight = 0;
+        self.drop_output();
         self.state = State::Failed;
         self.failure.clone().unwrap_or(err)
     }
 
+    /// Records a failure of the transport's write side. Writing is over at once: queued
+    /// ciphertext is dropped (the last record may be torn, so nothing more is ever sent),
+    /// and writes, flushes and shutdowns return this error. Reading goes on through what the
+    /// peer sent before: a peer that closed the connection on purpose usually said why in an
+    /// alert, and that alert is the error reads report (and, from then on, every operation).
+    /// A read that meets the end of the transport instead reports this error.
+    pub fn fail_send(&mut self, err: Error) -> Error {
+        self.drop_output();
+        if let Some(failure) = &self.failure {
+            return failure.clone();
+        }
+        self.send_failure.get_or_insert(err).clone()
+    }
+
+    fn drop_output(&mut self) {
+        self.outbox.clear();
+        self.in_flight = 0;
+        self.answers = 0;
+    }
+
     /// Records a TLS failure. The engine may have produced an alert for the peer; it stays
-    /// queued so a driver can send it as a courtesy.
+    /// queued, behind the records queued before it, and drivers make one attempt to send it
+    /// before they return the error (and again with every later operation until it is gone).
     fn fail_tls(&mut self, err: Error) -> Error {
         if self.failure.is_none() {
             self.failure = Some(err.clone());
         }
-        self.collect_output();
+        self.collect_output(false);
         self.state = State::Failed;
         err
     }
 
-    fn collect_output(&mut self) {
-        if self.engine.has_ciphertext() {
-            self.engine.take_ciphertext(&mut self.outbox);
+    /// Whether the session failed with ciphertext still queued for the peer: the alert that
+    /// tells it why, behind what was queued before.
+    pub(crate) fn has_farewell(&self) -> bool {
+        self.failure.is_some() && !self.outbox.is_empty()
+    }
+
+    /// Moves the engine's ciphertext to the send queue; `answer` when it answers the peer's
+    /// input (counted against the send limit apart from what the user wrote).
+    fn collect_output(&mut self, answer: bool) {
+        if !self.engine.has_ciphertext() {
+            return;
+        }
+        if self.send_failure.is_some() {
+            // Nothing is sent after a failed send: it could follow a torn record.
+            let mut discard = Output::default();
+            self.engine.take_ciphertext(&mut discard);
+            return;
+        }
+        let before = self.outbox.len();
+        self.engine.take_ciphertext(&mut self.outbox);
+        if answer && self.state != State::Handshaking {
+            self.answers += self.outbox.len() - before;
         }
     }
 

@@ -138,6 +138,12 @@ pub fn damaged_records(configs: &(ClientConfig, ServerConfig), input: &[u8]) -> 
             Ok(ReadOutcome::NeedInput) if eof => break "a stall after end-of-file",
             Ok(ReadOutcome::NeedInput) => {}
             Ok(ReadOutcome::Closed) => break "a clean close",
+            Ok(ReadOutcome::NeedOutput) => {
+                // The peer's answers go nowhere here.
+                let queued = server.pending_output().len();
+                server.output_sent(queued);
+                continue;
+            }
             Err(_) => break "an error",
         }
         let space = server.input_buffer();
