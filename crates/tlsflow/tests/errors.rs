@@ -445,6 +445,58 @@ fn missing_client_certificate_fails_on_both_sides() {
     }
 }
 
+/// Writes until the transport refuses them (the peer has closed its socket).
+fn write_until_refused(writer: &mut impl Write) -> io::Error {
+    let chunk = [7u8; 16 * 1024];
+    for _ in 0..10_000 {
+        if let Err(e) = writer.write_all(&chunk).and_then(|()| writer.flush()) {
+            return e;
+        }
+    }
+    panic!("the closed connection took 160 MiB");
+}
+
+/// A TLS 1.3 server refuses a client without a certificate after the client's handshake is
+/// over; the client learns it from the alert waiting in its socket. When a write meets the
+/// closed socket first ("broken pipe" or "connection reset"), the read that follows still
+/// reports the alert, and from then on every operation does: a failed write does not hide
+/// what the peer said. Unsplit and split (the halves share the verdict).
+#[test]
+fn a_failed_write_does_not_hide_the_alert_waiting_in_the_socket() {
+    for split in [false, true] {
+        let pki = Pki::new("mtls-write-first", false);
+        let (server_config, _) = mtls(&pki, ProtocolVersion::Tls13);
+        let (addr, handle) = greeter(server_config);
+        let mut tls = pki
+            .client_config()
+            .connect("localhost", connect(addr))
+            .unwrap();
+        tls.handshake().unwrap();
+        // The server has refused the client and closed its socket.
+        let server = handle.join().unwrap().expect_err("the server must fail");
+        assert_certificate(&server, &["presented no certificate"]);
+        let (write_failure, read_failure, later) = if split {
+            let (mut reader, mut writer) = tls.into_split().unwrap();
+            let written = write_until_refused(&mut writer);
+            let read = reader.read(&mut [0u8; 64]).unwrap_err();
+            (written, read, writer.write(b"more").unwrap_err())
+        } else {
+            let written = write_until_refused(&mut tls);
+            let read = tls.read(&mut [0u8; 64]).unwrap_err();
+            (written, read, tls.write(b"more").unwrap_err())
+        };
+        assert!(
+            matches!(
+                write_failure.kind(),
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+            ),
+            "split {split}: {write_failure}"
+        );
+        assert_peer_alert(&read_failure, "certificate_required");
+        assert_peer_alert(&later, "certificate_required");
+    }
+}
+
 #[test]
 fn client_certificate_from_another_ca_is_refused() {
     let pki = Pki::new("mtls-other-ca", false);
