@@ -151,3 +151,23 @@ fn replay() {
     eprintln!("engines {c} -> {s}, plan: {:?}", plan(seed));
     run_seed(seed, &client, &server).unwrap();
 }
+
+/// The fuzz target `schedule` (see `fuzz/`) on random bytes: every decision of the
+/// transport and the scheduler comes from the input. `TLSFLOW_FUZZ_ROUNDS` sets how many
+/// inputs (default 1000).
+#[test]
+fn scripted_schedules_from_random_bytes() {
+    let rounds: u64 = std::env::var("TLSFLOW_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let configs = tlsflow::testing::self_signed_configs(Limits::default()).unwrap();
+    let mut rng = Rng::new(77);
+    for round in 0..rounds {
+        let mut input = vec![0u8; rng.between(0, 600)];
+        rng.fill(&mut input);
+        if let Err(e) = tlsflow::testing::scripted_pair(&configs, &input) {
+            panic!("round {round}, input {input:?}: {e}");
+        }
+    }
+}

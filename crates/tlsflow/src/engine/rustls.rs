@@ -143,7 +143,10 @@ impl RustlsEngine {
     pub fn client(config: Arc<rustls::ClientConfig>, server_name: &str) -> Result<Self, Error> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| Error::config(format!("invalid server name {server_name:?}")))?;
-        let hand_over = (config.enable_secret_extraction, config.max_fragment_size);
+        let hand_over = (
+            config.enable_secret_extraction && ours(config.crypto_provider()),
+            config.max_fragment_size,
+        );
         let conn = UnbufferedClientConnection::new(config, name).map_err(map_error)?;
         let mut engine = RustlsEngine::wrap(
             Conn::Client(Box::new(conn)),
@@ -161,7 +164,10 @@ impl RustlsEngine {
     ///
     /// [`Error::Config`] when rustls rejects the configuration.
     pub fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, Error> {
-        let hand_over = (config.enable_secret_extraction, config.max_fragment_size);
+        let hand_over = (
+            config.enable_secret_extraction && ours(config.crypto_provider()),
+            config.max_fragment_size,
+        );
         let conn = UnbufferedServerConnection::new(config).map_err(map_error)?;
         Ok(RustlsEngine::wrap(
             Conn::Server(Box::new(conn)),
@@ -365,14 +371,20 @@ impl RustlsEngine {
                 #[cfg(feature = "aws-lc-rs")]
                 _ => unreachable!("matched above"),
             };
-            if extends && discard == 0 && handshaking && !*client && bufs.spoken && bufs.waits {
-                // A server that has spoken kept a whole record it was given without using
-                // it: early data it skips (the client tried 0-RTT, which tlsflow declines)
-                // or part of a fragmented message. rustls charges skipped records against
-                // its budget each time they are presented, so from now on it gets all the
-                // input at once, as its buffered connection would, and the connection stays
-                // on rustls's record layer (the hand-over needs records one at a time).
-                *hand_over = false;
+            if extends
+                && bufs.seen == next
+                && handshaking
+                && !*client
+                && bufs.spoken
+                && skipped(inbox.data().get(..next).unwrap_or_default())
+            {
+                // The server skipped the record as early data it declines (the client tried
+                // 0-RTT; tlsflow never accepts it). rustls charges a skipped record against
+                // its budget of 16 KiB each time it is presented, so it is dropped here, once
+                // charged: presented one at a time, records would otherwise be charged
+                // again and again.
+                inbox.consume(next);
+                bufs.seen = 0;
             }
             match flow? {
                 Flow::Continue => {}
@@ -386,6 +398,25 @@ impl RustlsEngine {
             }
         }
         Err(Error::protocol("rustls made no progress"))
+    }
+
+    /// Seals `inner` as the inner plaintext of one record under the current sending key, as
+    /// a hostile peer would (see [`Traffic::seal_inner`](super::tls13::Traffic)). `Ok(false)`
+    /// when tlsflow's record layer does not run the connection.
+    #[cfg(all(feature = "testing", feature = "aws-lc-rs"))]
+    pub(crate) fn seal_inner(
+        &mut self,
+        inner: &[u8],
+        next_key: bool,
+        out: &mut Output,
+    ) -> Result<bool, Error> {
+        match &mut self.conn {
+            Conn::Traffic(established) => {
+                established.traffic.seal_inner(inner, next_key, out)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Whether tlsflow's record layer runs the connection.
@@ -877,6 +908,34 @@ impl Engine for RustlsEngine {
     fn is_client(&self) -> bool {
         self.client
     }
+}
+
+/// Whether the record layer could take over connections of `provider`: it offers a suite
+/// the record layer implements.
+fn ours(provider: &rustls::crypto::CryptoProvider) -> bool {
+    #[cfg(feature = "aws-lc-rs")]
+    return provider
+        .cipher_suites
+        .iter()
+        .any(|suite| super::tls13::implements(*suite));
+    #[cfg(not(feature = "aws-lc-rs"))]
+    {
+        let _ = provider;
+        false
+    }
+}
+
+/// Whether `record` (whole, header included), given to rustls alone with nothing of rustls's
+/// own before it, was skipped rather than kept: aws-lc-rs clears what it decrypted when
+/// authentication fails, so the ciphertext of a record that failed trial decryption reads
+/// as zeros, while a record rustls decrypted and keeps (the first part of a fragmented
+/// message) holds its non-zero content type there.
+fn skipped(record: &[u8]) -> bool {
+    const TAG: usize = 16;
+    let body = record.get(5..).unwrap_or_default();
+    body[..body.len().saturating_sub(TAG)]
+        .iter()
+        .all(|&b| b == 0)
 }
 
 /// The size of the TLS record at the front of `data` (header included) once all of it has

@@ -5,10 +5,10 @@ use crate::session::ReadOutcome;
 use crate::{ClientConfig, ServerConfig, Session};
 
 /// Reads the bytes of a case, and zeros once they run out, so any input is a valid case.
-struct Bytes<'a>(&'a [u8]);
+pub(super) struct Bytes<'a>(pub(super) &'a [u8]);
 
 impl Bytes<'_> {
-    fn u8(&mut self) -> usize {
+    pub(super) fn u8(&mut self) -> usize {
         match self.0.split_first() {
             Some((&b, rest)) => {
                 self.0 = rest;
@@ -18,7 +18,7 @@ impl Bytes<'_> {
         }
     }
 
-    fn u16(&mut self) -> usize {
+    pub(super) fn u16(&mut self) -> usize {
         self.u8() << 8 | self.u8()
     }
 }

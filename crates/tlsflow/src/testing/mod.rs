@@ -15,6 +15,8 @@
 //! ```
 
 mod async_scheduler;
+#[cfg(feature = "aws-lc-rs")]
+mod crafted;
 mod mangle;
 mod scheduler;
 mod transport;
@@ -24,26 +26,57 @@ pub use async_scheduler::{run_pair_async, AsyncTestStream};
 pub use async_scheduler::{FuturesPeer, FuturesSplitPeer};
 #[cfg(feature = "tokio")]
 pub use async_scheduler::{TokioPeer, TokioSplitPeer};
+#[cfg(feature = "aws-lc-rs")]
+pub use crafted::crafted_records;
 pub use mangle::damaged_records;
-pub use scheduler::{outgoing_bound, run_pair, Report, Scenario, TestStream};
+pub use scheduler::{
+    outgoing_bound, run_pair, run_pair_with, scripted_pair, Report, Scenario, TestStream,
+};
 pub use transport::{HostileTransport, Hostility};
 
 use crate::{ClientConfig, EngineKind, Error, Limits, SelfSigned, ServerConfig, TlsStream};
 
 /// A small, fast, seedable random number generator (SplitMix64), so schedules replay exactly.
+///
+/// A *scripted* generator ([`Rng::scripted`]) returns given bytes first: a fuzzer then
+/// chooses every decision it drives.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    script: Option<(std::sync::Arc<[u8]>, usize)>,
+}
 
 impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng {
+            state: seed,
+            script: None,
+        }
+    }
+
+    /// A generator whose numbers come from `script`, four bytes each (little-endian), and,
+    /// once the script is used up, from `seed` as [`Rng::new`] would give them.
+    pub fn scripted(script: &[u8], seed: u64) -> Rng {
+        Rng {
+            state: seed,
+            script: Some((script.into(), 0)),
+        }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
+        if let Some((script, at)) = &mut self.script {
+            if let Some(rest) = script.get(*at..).filter(|rest| !rest.is_empty()) {
+                let mut word = [0u8; 4];
+                let n = rest.len().min(4);
+                word[..n].copy_from_slice(&rest[..n]);
+                *at += n;
+                return u64::from(u32::from_le_bytes(word));
+            }
+        }
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)

@@ -269,7 +269,21 @@ pub fn run_pair<C: TestStream, S: TestStream>(
     server: S,
     scenario: &Scenario,
 ) -> Result<Report, String> {
-    let mut rng = Rng::new(scenario.seed);
+    run_pair_with(client, server, scenario, Rng::new(scenario.seed))
+}
+
+/// [`run_pair`], with the payloads and every choice of the next call taken from `rng`
+/// instead of the scenario's seed (a [scripted](Rng::scripted) one, for a fuzzer).
+///
+/// # Errors
+///
+/// As [`run_pair`].
+pub fn run_pair_with<C: TestStream, S: TestStream>(
+    client: C,
+    server: S,
+    scenario: &Scenario,
+    mut rng: Rng,
+) -> Result<Report, String> {
     let mut payload = |len: usize| {
         let mut v = vec![0u8; len];
         rng.fill(&mut v);
@@ -350,4 +364,48 @@ pub fn run_pair<C: TestStream, S: TestStream>(
     report.server_received = s.received;
     report.would_blocks = c.stream.transport().would_blocks() + s.stream.transport().would_blocks();
     Ok(report)
+}
+
+/// Runs a client and a server from `configs` over a hostile transport whose every decision
+/// comes from `input` (any bytes, a fuzzer's): the first bytes choose the transport's
+/// capacity, largest read and write, and how often it returns `WouldBlock` and
+/// `Interrupted`, then the amounts to send and the largest write and read; the rest is split
+/// into three scripts, for each end of the transport and for the scheduler's choice of the
+/// next call. Once a script is used up, its decisions come from a fixed seed.
+///
+/// # Errors
+///
+/// As [`run_pair`].
+pub fn scripted_pair(
+    configs: &(crate::ClientConfig, crate::ServerConfig),
+    input: &[u8],
+) -> Result<Report, String> {
+    let (head, scripts) = input.split_at(input.len().min(12));
+    let mut head = super::mangle::Bytes(head);
+    let hostility = crate::testing::Hostility {
+        capacity: head.u16() % 70_000 + 1,
+        max_io: head.u16() % 40_000 + 1,
+        would_block_percent: (head.u8() % 90) as u8,
+        interrupt_percent: (head.u8() % 30) as u8,
+    };
+    let scenario = Scenario {
+        client_sends: head.u16(),
+        server_sends: head.u16(),
+        max_write: head.u8() * 200 + 1,
+        max_read: head.u8() * 200 + 1,
+        ..Scenario::default()
+    };
+    let third = scripts.len() / 3;
+    let (a, rest) = scripts.split_at(third);
+    let (b, c) = rest.split_at(third);
+    let (client_io, server_io) = crate::testing::HostileTransport::pair_with(
+        [Rng::scripted(a, 1), Rng::scripted(b, 2)],
+        hostility,
+    );
+    let (client_config, server_config) = configs;
+    let client = client_config
+        .connect("localhost", client_io)
+        .map_err(|e| e.to_string())?;
+    let server = server_config.accept(server_io).map_err(|e| e.to_string())?;
+    run_pair_with(client, server, &scenario, Rng::scripted(c, 3))
 }

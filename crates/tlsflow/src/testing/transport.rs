@@ -84,6 +84,14 @@ pub struct HostileTransport {
 impl HostileTransport {
     /// A connected pair of ends, with randomness derived from `seed`.
     pub fn pair(seed: u64, hostility: Hostility) -> (HostileTransport, HostileTransport) {
+        let rng = |side: u64| Rng::new(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(side + 1)));
+        HostileTransport::pair_with([rng(0), rng(1)], hostility)
+    }
+
+    /// A connected pair of ends, each taking its decisions (how much each read and write
+    /// moves, when they return `WouldBlock` or `Interrupted`) from its own generator: a
+    /// [scripted](Rng::scripted) one lets a fuzzer choose them.
+    pub fn pair_with(rngs: [Rng; 2], hostility: Hostility) -> (HostileTransport, HostileTransport) {
         let hostility = Hostility {
             capacity: hostility.capacity.max(1),
             max_io: hostility.max_io.max(1),
@@ -92,15 +100,16 @@ impl HostileTransport {
         let pipe = Arc::new(Mutex::new(Pipe {
             dirs: [Direction::default(), Direction::default()],
         }));
-        let end = |side: usize| HostileTransport {
+        let [first, second] = rngs;
+        let end = |side: usize, rng: Rng| HostileTransport {
             pipe: pipe.clone(),
             side,
-            rng: Rng::new(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(side as u64 + 1))),
+            rng,
             hostility,
             calm: false,
             stats: Arc::default(),
         };
-        (end(0), end(1))
+        (end(0, first), end(1, second))
     }
 
     /// Another handle to this same end, for splitting a stream into halves: one handle
