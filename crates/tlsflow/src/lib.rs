@@ -32,9 +32,13 @@
 //! 3. **read** returns `Ok(0)` only after the peer's `close_notify`; a transport end-of-file
 //!    without it is an `UnexpectedEof` error ([`Error::Truncated`]), unless the lenient policy
 //!    ([`Session::set_lenient_eof`]) is on.
-//! 4. **Memory is bounded** per direction by [`Limits`].
+//! 4. **Memory is bounded** per direction by [`Limits`], whatever the peer sends: answers
+//!    the peer asks for (key update replies) count against the send limit, and input stops
+//!    while they wait.
 //! 5. **Errors are sticky**: after a fatal TLS error or a transport failure, every later
-//!    operation fails; no operation sends a torn record.
+//!    operation fails; no operation sends a torn record. A failure of the transport's write
+//!    side alone lets reads first take what the peer sent before it, so that the peer's
+//!    alert is the error reported rather than "broken pipe".
 //! 6. **Progress**: `WouldBlock` is returned only when the transport returned it; reading
 //!    sends what reading produced, or reports through [`TlsStream::interest`] that it waits to
 //!    write.
@@ -42,6 +46,12 @@
 //!    the read side goes on reading.
 //! 8. `Interrupted` from the transport is retried inside; a transport write of `Ok(0)` is a
 //!    `WriteZero` error.
+//! 9. **Hostile peers** get what RFC 8446 says and nothing more: every fatal error tlsflow
+//!    detects is sent to the peer as its alert (once, before the error is returned), one
+//!    key update answers any number of requests that arrive together, and no peer input
+//!    panics.
+//! 10. **The user's choices are kept**: tlsflow's own record layer replaces rustls's only for
+//!    suites of rustls's aws-lc-rs provider; any other provider seals every record itself.
 //!
 //! ## Blocking
 //!

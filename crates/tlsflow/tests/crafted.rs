@@ -96,6 +96,131 @@ impl Drop for Tlsflow {
     }
 }
 
+/// Reads until the end or an error.
+fn read_all(reader: &mut impl Read) -> Outcome {
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    Outcome { data, end }
+}
+
+async fn read_all_tokio(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> Outcome {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    Outcome { data, end }
+}
+
+async fn read_all_futures(reader: &mut (impl futures_io::AsyncRead + Unpin)) -> Outcome {
+    use smol::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    Outcome { data, end }
+}
+
+/// How tlsflow's side reads in [`against_server_with`].
+#[derive(Clone, Copy, Debug)]
+enum Driver {
+    StdReadHalf,
+    Tokio,
+    TokioReadHalf,
+    Futures,
+    FuturesReadHalf,
+}
+
+/// A tlsflow server on `engine` read through `driver`, and the crafted peer connected to
+/// it as a client.
+fn against_server_with(engine: EngineKind, driver: Driver) -> (CraftedPeer, Tlsflow) {
+    let cert = SelfSigned::generate(&["localhost"]).unwrap();
+    let server = tlsflow::ServerConfig::builder()
+        .self_signed(&cert)
+        .versions(&[ProtocolVersion::Tls13])
+        .engine(engine)
+        .build()
+        .unwrap();
+    let client = tlsflow::ClientConfig::builder()
+        .ca_certificate(cert.cert_der())
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, outcome) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let wait = || {
+            let _ = released.recv_timeout(TIMEOUT);
+        };
+        match driver {
+            Driver::StdReadHalf => {
+                let mut stream = server.accept(tcp).unwrap();
+                stream.handshake().unwrap();
+                let (mut reader, _writer) = stream.into_split().unwrap();
+                let _ = tx.send(read_all(&mut reader));
+                wait();
+            }
+            Driver::Tokio | Driver::TokioReadHalf => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    tcp.set_nonblocking(true).unwrap();
+                    let tcp = tokio::net::TcpStream::from_std(tcp).unwrap();
+                    let mut stream = server.accept_tokio(tcp).await.unwrap();
+                    if let Driver::Tokio = driver {
+                        let _ = tx.send(read_all_tokio(&mut stream).await);
+                        wait();
+                    } else {
+                        let (mut reader, _writer) =
+                            stream.split_with(|tcp| tcp.into_split()).unwrap();
+                        let _ = tx.send(read_all_tokio(&mut reader).await);
+                        wait();
+                    }
+                });
+            }
+            Driver::Futures | Driver::FuturesReadHalf => {
+                smol::block_on(async move {
+                    let tcp = smol::net::TcpStream::try_from(tcp).unwrap();
+                    let mut stream = server.accept_futures(tcp).await.unwrap();
+                    if let Driver::Futures = driver {
+                        let _ = tx.send(read_all_futures(&mut stream).await);
+                        wait();
+                    } else {
+                        let (mut reader, _writer) =
+                            stream.split_with(|tcp| (tcp.clone(), tcp)).unwrap();
+                        let _ = tx.send(read_all_futures(&mut reader).await);
+                        wait();
+                    }
+                });
+            }
+        }
+    });
+    let tcp = TcpStream::connect(addr).unwrap();
+    let peer = CraftedPeer::connect(tcp, client.rustls().unwrap().clone());
+    (peer, Tlsflow { outcome, release })
+}
+
 /// A tlsflow server on `engine` and the crafted peer connected to it as a client.
 fn against_server(engine: EngineKind) -> (CraftedPeer, Tlsflow) {
     let cert = SelfSigned::generate(&["localhost"]).unwrap();
@@ -712,4 +837,30 @@ fn established(engine: EngineKind, limits: Limits) -> (CraftedPeer, tlsflow::Tls
     });
     let peer = CraftedPeer::connect(tcp, client.rustls().unwrap().clone());
     (peer, serving.join().unwrap())
+}
+
+/// The alert leaves through every driver: std (above), std read half, tokio and its read
+/// half, futures-io (smol) and its read half, on both engines.
+#[test]
+fn alerts_leave_through_every_driver() {
+    use Driver::*;
+    for driver in [StdReadHalf, Tokio, TokioReadHalf, Futures, FuturesReadHalf] {
+        for engine in ENGINES {
+            let (mut p, side) = against_server_with(engine, driver);
+            p.send_record(APPLICATION_DATA, b"intact");
+            let mut record = p.seal(APPLICATION_DATA, b"damaged", 0);
+            record[7] ^= 1;
+            p.send(&record).unwrap();
+            let outcome = side.outcome();
+            let context = format!("{driver:?}, {engine} engine");
+            assert_eq!(outcome.data, b"intact", "{context}");
+            let err = outcome.end.expect_err("a damaged record is an error");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{context}: {err}");
+            assert_eq!(
+                p.expect_alert(),
+                Received::Alert(FATAL, BAD_RECORD_MAC),
+                "{context}"
+            );
+        }
+    }
 }

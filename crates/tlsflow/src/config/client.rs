@@ -37,8 +37,11 @@ impl ClientConfig {
     /// 1.3 connection moves to tlsflow's own record layer once the handshake is over: rustls
     /// hands over the traffic secrets and keeps the key schedule and session tickets, and
     /// tlsflow seals and opens records with aws-lc-rs without copying plaintext in between
-    /// (it honours `max_fragment_size`). Without it, or with TLS 1.2, or in a build without
-    /// the `aws-lc-rs` feature, rustls's record layer runs the whole connection.
+    /// (it honours `max_fragment_size`). That happens only when the negotiated suite is one
+    /// of rustls's own aws-lc-rs provider, so the record layer does exactly what the
+    /// configuration chose. Without secret extraction, with TLS 1.2, with another provider
+    /// (ring, a FIPS or custom one) or in a build without the `aws-lc-rs` feature, rustls's
+    /// record layer runs the whole connection, with the configured provider.
     pub fn from_rustls(inner: Arc<rustls::ClientConfig>) -> Self {
         ClientConfig {
             inner: ClientInner::Rustls(inner),
@@ -186,7 +189,9 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Uses this rustls crypto provider instead of the one chosen by features.
+    /// Uses this rustls crypto provider instead of the one chosen by features. Its suites
+    /// seal and open every record of the connection: tlsflow's own record layer takes over
+    /// after the handshake only for suites of rustls's aws-lc-rs provider.
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = Some(provider);
         self
