@@ -155,6 +155,10 @@ pub(crate) struct ServeArgs {
     /// Send this file to each client, then close cleanly.
     #[arg(long, group = "mode", value_name = "PATH")]
     pub(crate) file: Option<PathBuf>,
+    /// Answer each HTTP request with a page naming the connection's TLS parameters, then
+    /// close cleanly (like `openssl s_server -www`).
+    #[arg(long, group = "mode")]
+    pub(crate) http: bool,
     /// Require client certificates issued by a CA in this PEM file (mutual TLS).
     #[arg(long, value_name = "FILE")]
     pub(crate) client_ca: Option<PathBuf>,

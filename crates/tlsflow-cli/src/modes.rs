@@ -1,5 +1,5 @@
 //! What `serve` does with one connection: handshake within a time limit, then echo, sink,
-//! forward or send a file. Failures are logged with the peer's address and never stop the
+//! forward, send a file or answer an HTTP request. Failures are logged with the peer's address and never stop the
 //! server.
 
 use std::net::SocketAddr;
@@ -54,6 +54,7 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: 
         Mode::Sink => sink(tls, peer).await,
         Mode::Forward(to) => forward(tls, to, peer).await,
         Mode::File(path) => send_file(tls, path).await,
+        Mode::Http => http_page(tls).await,
     };
     match outcome {
         Ok(()) => tracing::debug!("{peer}: closed"),
@@ -137,4 +138,48 @@ async fn send_file(mut tls: TlsStream<TcpStream>, path: &Path) -> Result<(), Str
         .map_err(|e| format!("closing after {sent} bytes failed: {}", describe_io(&e)))?;
     tracing::info!("sent {sent} bytes of {}", path.display());
     Ok(())
+}
+
+/// The most of a request `--http` reads before it answers anyway.
+const HTTP_REQUEST_LIMIT: usize = 64 * 1024;
+
+/// Reads one HTTP request (up to its blank line, or the end of the client's data), answers
+/// with a page naming the connection's parameters in one write, then closes cleanly.
+async fn http_page(mut tls: TlsStream<TcpStream>) -> Result<(), String> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The blank line that ends the headers (some clients end lines with a bare LF).
+    let complete =
+        |r: &[u8]| r.windows(4).any(|w| w == b"\r\n\r\n") || r.windows(2).any(|w| w == b"\n\n");
+    while request.len() < HTTP_REQUEST_LIMIT && !complete(&request) {
+        let n = tls
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("reading the request failed: {}", describe_io(&e)))?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let body = format!(
+        "tlsflow\nprotocol: {}\ncipher suite: {}\nALPN: {}\nserver name: {}\n",
+        tls.protocol_version()
+            .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+        tls.cipher_suite().unwrap_or_default(),
+        tls.alpn_protocol().map_or_else(
+            || "none".to_owned(),
+            |p| String::from_utf8_lossy(&p).into_owned()
+        ),
+        tls.server_name().unwrap_or_else(|| "none".to_owned()),
+    );
+    let page = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(page.as_bytes())
+        .await
+        .map_err(|e| format!("sending the page failed: {}", describe_io(&e)))?;
+    tls.close_tokio()
+        .await
+        .map_err(|e| format!("closing failed: {}", describe_io(&e)))
 }

@@ -1,4 +1,4 @@
-//! `tlsflow serve`: a TLS server for many connections at once, in one of four modes.
+//! `tlsflow serve`: a TLS server for many connections at once, in one of five modes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub(crate) enum Mode {
     Forward(HostPort),
     /// Send a file, then close.
     File(PathBuf),
+    /// Answer one HTTP request with a page, then close.
+    Http,
 }
 
 impl Mode {
@@ -32,6 +34,8 @@ impl Mode {
             Mode::Forward(to.clone())
         } else if let Some(path) = &args.file {
             Mode::File(path.clone())
+        } else if args.http {
+            Mode::Http
         } else {
             Mode::Echo
         }
@@ -43,6 +47,7 @@ impl Mode {
             Mode::Sink => "sink".into(),
             Mode::Forward(to) => format!("forward to {to}"),
             Mode::File(path) => format!("send file {}", path.display()),
+            Mode::Http => "HTTP page".into(),
         }
     }
 }

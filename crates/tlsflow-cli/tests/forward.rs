@@ -175,3 +175,45 @@ fn curl_fetches_64_mib_through_tunnel_and_serve_forward() {
         assert!(!log.contains("WARN"), "{log}");
     }
 }
+
+/// `serve --http` answers the real `curl` with a page naming the negotiated parameters,
+/// for each engine, and closes cleanly (curl reports no error).
+#[test]
+fn curl_gets_the_page_of_serve_http() {
+    if !peers_available() {
+        return;
+    }
+    let dir = TempDir::new("http");
+    let (cert, key) = make_cert(dir.path(), &["localhost"]);
+    let engines: &[&str] = if cfg!(feature = "openssl") {
+        &["rustls", "openssl"]
+    } else {
+        &["rustls"]
+    };
+    for engine in engines {
+        let server = Server::start(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "--cert",
+            s(&cert),
+            "--key",
+            s(&key),
+            "--engine",
+            engine,
+        ]);
+        let port = server.port();
+        let out = dir.join("page.txt");
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        curl(
+            &format!("https://localhost:{port}/"),
+            &out,
+            &["--cacert", s(&cert), "--resolve", &resolve, "--tlsv1.3"],
+        );
+        let page = std::fs::read_to_string(&out).unwrap();
+        assert!(page.starts_with("tlsflow\n"), "{engine}: {page}");
+        assert!(page.contains("protocol: TLSv1.3"), "{engine}: {page}");
+        assert!(page.contains("server name: localhost"), "{engine}: {page}");
+    }
+}

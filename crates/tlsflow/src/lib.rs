@@ -51,7 +51,7 @@
 //!    key update answers any number of requests that arrive together, and no peer input
 //!    panics.
 //! 10. **The user's choices are kept**: tlsflow's own record layer replaces rustls's only for
-//!    suites of rustls's aws-lc-rs provider; any other provider seals every record itself.
+//!     suites of rustls's aws-lc-rs provider; any other provider seals every record itself.
 //!
 //! ## Blocking
 //!

@@ -658,15 +658,20 @@ fn data_after_close_notify_is_ignored() {
     assert_eq!(read, [b"before".to_vec(), b"before".to_vec()]);
 }
 
+/// The peer's fatal alert is reported as such, by its RFC name (or number, for one no RFC
+/// names), and not answered.
 #[test]
 fn a_fatal_alert_from_the_peer_is_reported_and_not_answered() {
-    for engine in ENGINES {
+    for (engine, (description, name)) in ENGINES
+        .into_iter()
+        .flat_map(|e| [(e, (40, "handshake_failure")), (e, (36, "alert 36"))])
+    {
         let (mut p, side) = against_server(engine);
-        p.send_record(ALERT, &[FATAL, 40]);
+        p.send_record(ALERT, &[FATAL, description]);
         let outcome = side.outcome();
         let err = outcome.end.expect_err("the peer's alert is an error");
         assert!(
-            matches!(Error::from_io(&err), Some(Error::PeerAlert { alert }) if alert == "handshake_failure"),
+            matches!(Error::from_io(&err), Some(Error::PeerAlert { alert }) if alert == name),
             "{engine}: {err}"
         );
         let wire = p.receive(Duration::from_millis(300));

@@ -147,13 +147,12 @@ fn assert_certificate(err: &io::Error, words: &[&str]) {
     assert!(words.iter().all(|w| reason.contains(w)), "{reason}");
 }
 
-/// Asserts that the peer sent the fatal alert `name`. Underscores are ignored: tlsflow
-/// spells acronyms apart ("unknown_c_a"), see `alert_names_follow_the_specification`.
+/// Asserts that the peer sent the fatal alert `name`, as the specification names it.
 fn assert_peer_alert(err: &io::Error, name: &str) {
     let Error::PeerAlert { alert } = tls_error(err, ErrorKind::InvalidData) else {
         panic!("expected the peer's alert {name}, got {err}");
     };
-    assert_eq!(alert.replace('_', ""), name.replace('_', ""), "{alert}");
+    assert_eq!(alert, name);
 }
 
 fn assert_protocol(err: &io::Error) {

@@ -162,6 +162,14 @@ fn scripted_schedules_from_random_bytes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let configs = tlsflow::testing::self_signed_configs(Limits::default()).unwrap();
+    // What the fuzzer found: a one-byte pipe with tens of KiB to move outlasted the step
+    // limit, a slow schedule taken for a hang (payloads now follow the narrowest pipe).
+    let found: [&[u8]; 1] = [&[0x00, 0x00, 0x03, 0xff, 0xff, 0xff, 0xb4]];
+    for input in found {
+        if let Err(e) = tlsflow::testing::scripted_pair(&configs, input) {
+            panic!("found input {input:?}: {e}");
+        }
+    }
     let mut rng = Rng::new(77);
     for round in 0..rounds {
         let mut input = vec![0u8; rng.between(0, 600)];

@@ -17,6 +17,11 @@ use super::{Engine, Output, PlainRead, ProtocolVersion};
 use crate::session::Inbox;
 use crate::Error;
 
+/// Where OpenSSL numbers the reasons that report a peer's alert (`SSL_AD_REASON_OFFSET`).
+const SSL_AD_REASON_OFFSET: i32 = 1000;
+/// OpenSSL's number for its SSL library, in error codes (`ERR_LIB_SSL`).
+const ERR_LIB_SSL: i32 = 20;
+
 /// The memory "socket" OpenSSL talks to: it reads the engine's input buffer and writes into
 /// an output queue (the session's own, during a write).
 #[derive(Debug, Default)]
@@ -155,6 +160,22 @@ impl OpensslEngine {
                 ),
             };
         }
+        // The peer's fatal alert: OpenSSL reports it with the alert's number above
+        // SSL_AD_REASON_OFFSET (1000), and names only the alerts it knows.
+        let peer_alert = err.ssl_error().and_then(|stack| {
+            stack.errors().iter().find_map(|e| {
+                if e.library_code() != ERR_LIB_SSL {
+                    return None;
+                }
+                let alert = e.reason_code().checked_sub(SSL_AD_REASON_OFFSET)?;
+                u8::try_from(alert).ok()
+            })
+        });
+        if let Some(alert) = peer_alert {
+            return Error::PeerAlert {
+                alert: super::rustls::alert_name(alert),
+            };
+        }
         let reasons: Vec<String> = err
             .ssl_error()
             .map(|stack| {
@@ -165,17 +186,6 @@ impl OpensslEngine {
                     .collect()
             })
             .unwrap_or_default();
-        for reason in &reasons {
-            if let Some(alert) = reason.split("alert ").nth(1) {
-                if reason.contains("alert ")
-                    && (reason.starts_with("ssl") || reason.starts_with("tls"))
-                {
-                    return Error::PeerAlert {
-                        alert: alert.trim().replace(' ', "_"),
-                    };
-                }
-            }
-        }
         if reasons
             .iter()
             .any(|r| r.contains("peer did not return a certificate"))

@@ -1158,6 +1158,14 @@ mod tests {
                 crate::Limits::default(),
             )
             .unwrap();
+            // What the fuzzer found: a fatal alert OpenSSL has no name for (36) was
+            // reported as a protocol error of the receiver's, not as the peer's alert.
+            let found: [&[u8]; 1] = [&[0x28, 0x3d, 0x3b, 0x05, 0x0a, 0x24, 0x15]];
+            for input in found {
+                if let Err(e) = crate::testing::crafted_records(&configs, input) {
+                    panic!("{server:?}, found input {input:?}: {e}");
+                }
+            }
             let mut rng = Rng::new(1414);
             for round in 0..rounds {
                 let mut input = vec![0u8; rng.log_between(1, 4000)];
