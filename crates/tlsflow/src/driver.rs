@@ -10,9 +10,10 @@
 //!
 //! Every operation that ends in a TLS failure first tries once to send what the session
 //! queued for the peer: the records before the failure and the alert that says why
-//! (RFC 8446, section 6.2). The attempt does not wait for a transport that would block, and
-//! an alert is sent at most once; later operations, which return the same sticky error, try
-//! again with what is left.
+//! (RFC 8446, section 6.2). On a non-blocking or async transport the attempt does not wait
+//! when the transport would block; on a blocking one it is a blocking write, like any other
+//! (a write timeout bounds it). An alert is sent at most once; later operations, which
+//! return the same sticky error, try again with what is left.
 
 use std::io;
 use std::ops::DerefMut;

@@ -290,10 +290,11 @@ pub(super) struct Traffic {
     /// A post-handshake message received in part.
     handshake: Vec<u8>,
     key_updates_in_a_row: u8,
-    /// A KeyUpdate answering the peer's request waits in `control`: it answers any further
-    /// requests that arrive before it is taken (RFC 8446, 4.6.3), so a peer that floods us
-    /// with requests gets one answer per read, not one per request.
-    answer_queued: bool,
+    /// The peer asked for a key update that is not answered yet. The answer goes out before
+    /// the next application data (RFC 8446, 4.6.3), and one answers every request received
+    /// until then, as rustls's own record layer does: a peer that floods us with requests
+    /// costs us one KeyUpdate per write of ours, not one per request.
+    answer_owed: bool,
     warnings: u8,
     peer_closed: bool,
     sent_close: bool,
@@ -328,7 +329,7 @@ impl Traffic {
             plain_tail: 0,
             handshake: Vec::new(),
             key_updates_in_a_row: 0,
-            answer_queued: false,
+            answer_owed: false,
             warnings: 0,
             peer_closed: false,
             sent_close: false,
@@ -354,10 +355,12 @@ impl Traffic {
         Ok(())
     }
 
-    /// Sends a KeyUpdate under the current key, then moves to the next one.
+    /// Sends a KeyUpdate under the current key, then moves to the next one. Any KeyUpdate
+    /// of ours answers the peer's requests so far.
     fn update_sending_key(&mut self, request: bool) -> Result<(), Fatal> {
         self.seal_control(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, u8::from(request)])?;
         self.seal = self.keys.next_sending()?;
+        self.answer_owed = false;
         Ok(())
     }
 
@@ -365,6 +368,9 @@ impl Traffic {
     pub(super) fn write(&mut self, data: &[u8], out: &mut Output) -> Result<(), Error> {
         if self.sent_close {
             return Err(Error::WriteAfterShutdown);
+        }
+        if self.answer_owed {
+            self.update_sending_key(false).map_err(|f| f.error)?;
         }
         self.take_control(out);
         for chunk in data.chunks(self.max_fragment) {
@@ -401,7 +407,6 @@ impl Traffic {
     }
 
     pub(super) fn take_control(&mut self, out: &mut Output) {
-        self.answer_queued = false;
         if !self.control.is_empty() {
             out.extend_from_slice(self.control.pending());
             self.control.consume(self.control.len());
@@ -687,10 +692,7 @@ impl Traffic {
         }
         self.key_updates_in_a_row += 1;
         self.open = self.keys.next_receiving()?;
-        if request && !self.sent_close && !self.answer_queued {
-            self.update_sending_key(false)?;
-            self.answer_queued = true;
-        }
+        self.answer_owed |= request && !self.sent_close;
         Ok(())
     }
 

@@ -25,9 +25,10 @@ pub(crate) const MAX_FRAGMENT: usize = 16 * 1024;
 ///   against `send` too: while more than `send` bytes of such answers wait for the transport
 ///   (at least one full record's worth), the session takes no more input until the transport
 ///   has taken them. A peer that sends requests and never reads what we answer therefore
-///   fills its own socket, not our memory. Answers never stop input for a peer that only
-///   writes: tlsflow replies to any number of key update requests that arrive in one read
-///   with one key update (RFC 8446, 4.6.3), so an honest peer's answers stay a few bytes.
+///   fills its own socket, not our memory. Answers stay a few bytes for an honest peer:
+///   tlsflow answers any number of key update requests with one key update, sent before its
+///   next application data (RFC 8446, 4.6.3; rustls's record layer does the same, OpenSSL
+///   answers each request at once).
 /// - `receive`: ciphertext read from the transport and not yet processed. It sits in the
 ///   engine's input buffer (the rustls engine decrypts records in place there). On top of it
 ///   an engine holds at most one record of decrypted plaintext (16 KiB), and the OpenSSL
