@@ -177,9 +177,19 @@ pub(crate) struct ServeArgs {
     /// Drop a client that has not finished the handshake within this time.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) handshake_timeout: Duration,
-    /// Connections served at once; more wait in the listen queue.
+    /// Connections open at once, in their handshake or established. When all are taken,
+    /// the oldest connection still in its handshake is closed to admit the new one; when
+    /// all are established, new clients wait in the listen queue.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_connections: u32,
+    /// Connections in their TLS handshake at once. Beyond it the oldest is closed, so that
+    /// clients that connect and stay silent (a slowloris) cannot keep others out.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_handshakes: u32,
+    /// Length of the kernel's queue of connections waiting to be accepted (capped by
+    /// /proc/sys/net/core/somaxconn).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub(crate) backlog: u32,
     /// After Ctrl-C, how long open connections may take to finish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) shutdown_timeout: Duration,
@@ -244,6 +254,10 @@ pub(crate) struct TunnelArgs {
     /// Connections carried at once; more wait in the listen queue.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_connections: u32,
+    /// Length of the kernel's queue of connections waiting to be accepted (capped by
+    /// /proc/sys/net/core/somaxconn).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub(crate) backlog: u32,
 }
 
 /// `cert` options.

@@ -12,6 +12,7 @@ use tlsflow::TlsStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::acceptor::Pending;
 use crate::cli::HostPort;
 use crate::failure::describe_io;
 use crate::relay::{relay, RelayError};
@@ -22,11 +23,25 @@ use crate::{net, units};
 /// How long `--forward` waits for its TCP service to accept.
 const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves one client from accept to close.
-pub(crate) async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+/// Serves one client from accept to close. Until its handshake is over the connection is
+/// `pending`, and closed if it is shed to admit newer ones.
+pub(crate) async fn serve_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut pending: Pending,
+) {
     let _ = tcp.set_nodelay(true);
     let accepting = shared.config.accept_tokio(tcp);
-    let tls = match tokio::time::timeout(shared.handshake_timeout, accepting).await {
+    let handshake = tokio::select! {
+        () = pending.shed() => {
+            tracing::debug!("{peer}: shed during the TLS handshake to admit newer connections");
+            return;
+        }
+        handshake = tokio::time::timeout(shared.handshake_timeout, accepting) => handshake,
+    };
+    pending.done();
+    let tls = match handshake {
         Err(_) => {
             tracing::warn!(
                 "{peer}: timed out waiting for the TLS handshake (limit {})",

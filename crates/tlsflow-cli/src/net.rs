@@ -32,12 +32,13 @@ pub(crate) fn resolve(addr: &HostPort) -> Outcome<Vec<SocketAddr>> {
     Ok(found)
 }
 
-/// Listens on `addr` and says where on stderr (`listening on 127.0.0.1:PORT`), which is how
-/// users and tests learn the port when they asked for port 0.
-pub(crate) async fn listen(addr: &HostPort, what: &str) -> Outcome<TcpListener> {
+/// Listens on `addr` with a queue of `backlog` connections waiting to be accepted, and says
+/// where on stderr (`listening on 127.0.0.1:PORT`), which is how users and tests learn the
+/// port when they asked for port 0.
+pub(crate) async fn listen(addr: &HostPort, backlog: u32, what: &str) -> Outcome<TcpListener> {
     let mut last = None;
     for candidate in resolve(addr)? {
-        match TcpListener::bind(candidate).await {
+        match bind(candidate, backlog) {
             Ok(listener) => {
                 let local = listener
                     .local_addr()
@@ -53,6 +54,18 @@ pub(crate) async fn listen(addr: &HostPort, what: &str) -> Outcome<TcpListener> 
         last.map(|e| describe_io(&e))
             .unwrap_or_else(|| "no address".into())
     )))
+}
+
+/// A listening socket with the given backlog (tokio's `bind` fixes it at 128).
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Connects to `addr` (each resolved address in turn), giving up after `timeout`.

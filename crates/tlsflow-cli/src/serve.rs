@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tlsflow::ServerConfig;
 
+use crate::acceptor::Admission;
 use crate::cli::{HostPort, ServeArgs};
 use crate::failure::{Context, Outcome};
 use crate::trust::{self, ServerTls};
@@ -83,7 +84,7 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
     });
     let runtime = net::runtime()?;
     let result = runtime.block_on(async {
-        let listener = net::listen(&args.listen, "tlsflow serve").await?;
+        let listener = net::listen(&args.listen, args.backlog, "tlsflow serve").await?;
         if let Some(cert) = &generated {
             eprintln!(
                 "self-signed certificate for {}; SHA-256 fingerprint {}",
@@ -105,11 +106,15 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
                 "not requested"
             }
         );
+        let admission = Admission {
+            max_connections: args.max_connections,
+            max_handshakes: args.max_handshakes.min(args.max_connections),
+        };
         acceptor::accept_until_stopped(
             listener,
-            args.max_connections,
+            admission,
             args.shutdown_timeout,
-            |tcp, peer| modes::serve_connection(shared.clone(), tcp, peer),
+            |tcp, peer, pending| modes::serve_connection(shared.clone(), tcp, peer, pending),
         )
         .await
     });

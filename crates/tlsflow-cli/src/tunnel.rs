@@ -9,7 +9,7 @@ use std::time::Duration;
 use tlsflow::ClientConfig;
 use tokio::net::TcpStream;
 
-use crate::acceptor;
+use crate::acceptor::{self, Admission};
 use crate::cli::{HostPort, TunnelArgs};
 use crate::failure::{describe_io, Context, Outcome};
 use crate::net;
@@ -43,16 +43,24 @@ pub(crate) fn run(args: &TunnelArgs) -> Outcome {
     });
     let runtime = net::runtime()?;
     let result = runtime.block_on(async {
-        let listener = net::listen(&args.listen, "tlsflow tunnel").await?;
+        let listener = net::listen(&args.listen, args.backlog, "tlsflow tunnel").await?;
         eprintln!(
             "carrying each connection over TLS to {} (server name {})",
             route.to, route.server_name
         );
+        // Clients here speak plain TCP: nothing of theirs is pending.
+        let admission = Admission {
+            max_connections: args.max_connections,
+            max_handshakes: args.max_connections,
+        };
         acceptor::accept_until_stopped(
             listener,
-            args.max_connections,
+            admission,
             SHUTDOWN_GRACE,
-            |plain, peer| carry(route.clone(), plain, peer),
+            |plain, peer, pending| {
+                pending.done();
+                carry(route.clone(), plain, peer)
+            },
         )
         .await
     });

@@ -204,6 +204,25 @@ impl<R, W> ReadHalf<R, W> {
     pub fn limits(&self) -> crate::Limits {
         lock_session(&self.shared).limits()
     }
+
+    /// Bytes of buffer memory both halves hold (see [`Session::buffer_capacity`]): zero for
+    /// a stream that waits idle after a read found no data.
+    ///
+    /// [`Session::buffer_capacity`]: crate::Session::buffer_capacity
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity() + shared_capacity(&self.shared)
+    }
+}
+
+/// Buffer memory of the shared session and sender.
+fn shared_capacity<W>(shared: &Shared<W>) -> usize {
+    let sender = shared
+        .sender
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .in_flight
+        .capacity();
+    sender + lock_session(shared).buffer_capacity()
 }
 
 impl<T> ReadHalf<SharedIo<T>, SharedIo<T>> {
@@ -236,6 +255,12 @@ impl<R, W> WriteHalf<R, W> {
     /// Byte counters of the whole stream.
     pub fn counters(&self) -> Counters {
         lock_session(&self.shared).counters()
+    }
+
+    /// Bytes of buffer memory the shared session and sender hold (the read half's own
+    /// buffer is counted by [`ReadHalf::buffer_capacity`]).
+    pub fn buffer_capacity(&self) -> usize {
+        shared_capacity(&self.shared)
     }
 
     /// Asks for a TLS 1.3 key update, sent before the next record.
