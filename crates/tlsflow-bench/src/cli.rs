@@ -12,8 +12,9 @@ use crate::failure::{Failure, Outcome};
 /// rustls's blocking stream, over loopback, in one process.
 ///
 /// Measures one-way throughput (16 KiB and 256 KiB writes, see --write-size), duplex
-/// throughput, round trips, handshakes and memory per idle connection. Writes docs/bench/results.md,
-/// results.json and throughput.png (see --out, --no-write).
+/// throughput, round trips, handshakes and memory per idle connection. Writes results.md,
+/// results.json and throughput.png into target/bench; `--out docs/bench` publishes them
+/// (see --no-write).
 #[derive(Debug, Parser)]
 #[command(name = "tlsflow-bench", version, after_help = EXAMPLES)]
 pub(crate) struct Args {
@@ -58,8 +59,8 @@ pub(crate) struct Args {
     #[arg(long = "write-size", value_name = "SIZE", value_parser = parse_size)]
     pub(crate) write_sizes: Vec<u64>,
 
-    /// Where to write results.md, results.json and throughput.png [default: docs/bench in
-    /// the workspace].
+    /// Where to write results.md, results.json and throughput.png [default: target/bench in
+    /// the workspace]; `--out docs/bench` replaces the published results.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
 
@@ -311,9 +312,10 @@ const ONEWAY_WRITES: [usize; 2] = [16 << 10, 256 << 10];
 /// The largest `--write-size`.
 const MAX_WRITE: u64 = 256 << 20;
 
-/// `docs/bench` in the workspace this program was built from.
+/// `target/bench` in the workspace this program was built from: a plain run never touches
+/// the published results in `docs/bench`.
 fn default_out() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bench"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench"))
 }
 
 /// The command line as typed, program name shortened to `tlsflow-bench`.

@@ -58,6 +58,10 @@ pub(crate) fn run(args: &ConnectArgs, verbose: bool) -> Outcome {
     // The server closed cleanly. If stdin is still being sent, give the sender a moment to
     // report a failure (the server may have closed before taking all of it).
     match done_rx.recv_timeout(Duration::from_millis(200)) {
+        Ok(Err(failure)) => Err(Failure::runtime(format!(
+            "{server} closed the connection (cleanly, with close_notify) before it took all \
+             of the input: {failure}"
+        ))),
         Ok(result) => result,
         Err(_) => {
             // Still reading stdin: answer the server's close_notify with ours, unless the

@@ -158,6 +158,10 @@ fn alert_hint(alert: &str) -> Option<&'static str> {
         "certificate_expired" => Some("the peer says our certificate has expired"),
         "no_application_protocol" => Some("no shared ALPN protocol"),
         "unrecognized_name" => Some("the server does not serve this name (SNI)"),
+        "internal_error" => Some(
+            "the peer failed on its side; `tlsflow serve --forward` says so when the service \
+             it forwards to is down",
+        ),
         _ => None,
     }
 }

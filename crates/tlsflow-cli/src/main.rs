@@ -18,6 +18,7 @@ use tracing::level_filters::LevelFilter;
 mod acceptor;
 mod bench;
 mod cert;
+mod chunks;
 mod cli;
 mod connect;
 mod failure;

@@ -18,7 +18,7 @@ use crate::failure::describe_io;
 use crate::relay::{relay, RelayError};
 use crate::serve::{Mode, Shared};
 use crate::units::{hex, human_duration};
-use crate::{net, units};
+use crate::{chunks, net, units};
 
 /// How long `--forward` waits for its TCP service to accept.
 const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,9 +82,19 @@ async fn echo(tls: TlsStream<TcpStream>) -> Result<(), String> {
     let (mut reader, mut writer) = tls
         .split_with(|tcp| tcp.into_split())
         .map_err(|_| "the TLS handshake did not complete".to_owned())?;
-    let echoed = tokio::io::copy(&mut reader, &mut writer)
+    let mut echoed = 0u64;
+    // Chunk by chunk, flushed: the echo holds no buffer while the client is silent.
+    while let Some(chunk) = chunks::next(&mut reader)
         .await
-        .map_err(|e| format!("echo failed: {}", describe_io(&e)))?;
+        .map_err(|e| format!("echo failed: {}", describe_io(&e)))?
+    {
+        writer
+            .write_all(&chunk)
+            .await
+            .and(writer.flush().await)
+            .map_err(|e| format!("echo failed: {}", describe_io(&e)))?;
+        echoed += chunk.len() as u64;
+    }
     writer
         .shutdown()
         .await
@@ -98,17 +108,12 @@ async fn echo(tls: TlsStream<TcpStream>) -> Result<(), String> {
 async fn sink(mut tls: TlsStream<TcpStream>, peer: SocketAddr) -> Result<(), String> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = tls
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("receiving failed after {total} bytes: {}", describe_io(&e)))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
+    while let Some(chunk) = chunks::next(&mut tls)
+        .await
+        .map_err(|e| format!("receiving failed after {total} bytes: {}", describe_io(&e)))?
+    {
+        hasher.update(&*chunk);
+        total += chunk.len() as u64;
     }
     eprintln!(
         "{peer}: received {total} bytes, sha256 {}",
@@ -120,10 +125,18 @@ async fn sink(mut tls: TlsStream<TcpStream>, peer: SocketAddr) -> Result<(), Str
 }
 
 /// Relays the plaintext to the TCP service and back, like stunnel's server side.
-async fn forward(tls: TlsStream<TcpStream>, to: &HostPort, peer: SocketAddr) -> Result<(), String> {
-    let plain = net::dial(to, FORWARD_CONNECT_TIMEOUT)
-        .await
-        .map_err(|f| f.to_string())?;
+async fn forward(
+    mut tls: TlsStream<TcpStream>,
+    to: &HostPort,
+    peer: SocketAddr,
+) -> Result<(), String> {
+    let plain = match net::dial(to, FORWARD_CONNECT_TIMEOUT).await {
+        Ok(plain) => plain,
+        Err(failure) => {
+            give_up(&mut tls).await;
+            return Err(failure.to_string());
+        }
+    };
     match relay(tls, plain).await {
         Ok(moved) => {
             tracing::info!(
@@ -135,6 +148,24 @@ async fn forward(tls: TlsStream<TcpStream>, to: &HostPort, peer: SocketAddr) -> 
         }
         Err(RelayError::Tls(e)) => Err(format!("TLS side failed: {}", describe_io(&e))),
         Err(RelayError::Plain(e)) => Err(format!("{to} failed: {}", describe_io(&e))),
+    }
+}
+
+/// Tells the client the connection ends on purpose: the fatal alert `internal_error` where
+/// the engine can send it (the client can say why), `close_notify` otherwise (a clean end,
+/// not a cut connection).
+async fn give_up(tls: &mut TlsStream<TcpStream>) {
+    let alert = tls
+        .session_mut()
+        .abort(tlsflow::rustls::AlertDescription::InternalError);
+    match alert {
+        // The flush sends the alert and reports the abort.
+        Ok(true) => {
+            let _ = tls.flush().await;
+        }
+        _ => {
+            let _ = tokio::time::timeout(FORWARD_CONNECT_TIMEOUT, tls.shutdown()).await;
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 use std::io;
 
 use tlsflow::TlsStream;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::chunks;
 use tokio::net::TcpStream;
 
 /// Bytes moved each way.
@@ -71,23 +73,19 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| reader_side.error(e))?;
-        if n == 0 {
-            break;
-        }
+    // No buffer is held while the reader is silent.
+    while let Some(chunk) = chunks::next(reader)
+        .await
+        .map_err(|e| reader_side.error(e))?
+    {
         // Flush each chunk: a TLS writer, like a BufWriter, may hold accepted bytes.
         writer
-            .write_all(&buf[..n])
+            .write_all(&chunk)
             .await
             .map_err(|e| writer_side.error(e))?;
         writer.flush().await.map_err(|e| writer_side.error(e))?;
-        total += n as u64;
+        total += chunk.len() as u64;
     }
     writer.shutdown().await.map_err(|e| writer_side.error(e))?;
     Ok(total)

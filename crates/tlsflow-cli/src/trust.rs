@@ -13,8 +13,9 @@ pub(crate) fn engine_kind(engine: Engine) -> Outcome<EngineKind> {
     match engine {
         Engine::Rustls => Ok(EngineKind::Rustls),
         Engine::Openssl if cfg!(feature = "openssl") => Ok(EngineKind::Openssl),
-        // The library has it behind a cargo feature that needs the system's OpenSSL.
-        Engine::Openssl => Err(Failure::runtime(
+        // The library has it behind a cargo feature that needs the system's OpenSSL (and
+        // the command line does not offer it then).
+        Engine::Openssl => Err(Failure::usage(
             "the OpenSSL engine is not available in this build (build with \
              `--features openssl`, or use --engine rustls)",
         )),

@@ -217,3 +217,47 @@ fn curl_gets_the_page_of_serve_http() {
         assert!(page.contains("server name: localhost"), "{engine}: {page}");
     }
 }
+
+/// With the service behind `serve --forward` down, the client learns the connection ended
+/// on purpose: the rustls engine sends `internal_error`, which `connect` explains; the
+/// OpenSSL engine, which cannot send an alert of its choosing, closes cleanly.
+#[test]
+fn a_client_of_serve_forward_hears_when_the_service_is_down() {
+    let dir = TempDir::new("forward-down");
+    let (cert, key) = make_cert(dir.path(), &["localhost"]);
+    let down = format!("127.0.0.1:{}", free_port());
+    let engines: &[&str] = if cfg!(feature = "openssl") {
+        &["rustls", "openssl"]
+    } else {
+        &["rustls"]
+    };
+    let input = dir.join("request.txt");
+    std::fs::write(&input, b"hello\n").unwrap();
+    for engine in engines {
+        let server = Server::start(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            s(&cert),
+            "--key",
+            s(&key),
+            "--forward",
+            &down,
+            "--engine",
+            engine,
+        ]);
+        let to = format!("localhost:{}", server.port());
+        let out = common::run(&["connect", &to, "--ca", s(&cert)], Some(&input));
+        if *engine == "rustls" {
+            out.assert_error(1, &["internal_error", "the service it forwards to is down"]);
+        } else {
+            // A clean end: the client's input may or may not have left before the server
+            // closed; if not, connect says the server closed first.
+            assert!(out.stdout_text().is_empty());
+            if out.status.code() != Some(0) {
+                out.assert_error(1, &["closed the connection (cleanly, with close_notify)"]);
+            }
+        }
+    }
+}

@@ -871,3 +871,52 @@ fn alerts_leave_through_every_driver() {
         }
     }
 }
+
+/// `Session::abort` ends a connection on purpose: with the fatal alert of the caller's
+/// choosing on tlsflow's record layer (rustls engine), with `close_notify` where the engine
+/// cannot send an alert of its own (OpenSSL).
+#[test]
+fn an_aborted_connection_tells_the_peer() {
+    for engine in ENGINES {
+        let cert = SelfSigned::generate(&["localhost"]).unwrap();
+        let server = tlsflow::ServerConfig::builder()
+            .self_signed(&cert)
+            .versions(&[ProtocolVersion::Tls13])
+            .engine(engine)
+            .build()
+            .unwrap();
+        let client = tlsflow::ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .build()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let serving = thread::spawn(move || {
+            let mut stream = server.accept(listener.accept().unwrap().0).unwrap();
+            stream.handshake().unwrap();
+            stream
+        });
+        let mut peer = CraftedPeer::connect(tcp, client.rustls().unwrap().clone());
+        let mut stream = serving.join().unwrap();
+        // The record layer takes over with the first records after the handshake.
+        peer.send_record(APPLICATION_DATA, b"ping");
+        let mut buf = [0u8; 4];
+        stream.read_exact(&mut buf).unwrap();
+        let alerted = stream
+            .session_mut()
+            .abort(tlsflow::rustls::AlertDescription::InternalError)
+            .unwrap();
+        let flushed = stream.flush();
+        let wire = peer.expect_alert();
+        if engine == EngineKind::Rustls {
+            assert!(alerted, "{engine}");
+            let err = flushed.expect_err("an aborted stream reports it");
+            assert!(err.to_string().contains("internal_error"), "{err}");
+            assert_eq!(wire, Received::Alert(FATAL, 80), "{engine}");
+        } else {
+            assert!(!alerted, "{engine}");
+            flushed.unwrap();
+            assert_eq!(wire, Received::Alert(WARNING, CLOSE_NOTIFY), "{engine}");
+        }
+    }
+}

@@ -137,6 +137,14 @@ pub trait Engine: Send + 'static {
     /// Queues a `close_notify` alert.
     fn send_close_notify(&mut self);
 
+    /// Ends the connection with the fatal alert `alert` (by its code), when the engine can
+    /// send one of its own choosing: returns the failure the session then reports, or
+    /// `None` when it cannot (the session closes with `close_notify` instead).
+    fn abort(&mut self, alert: u8) -> Option<Error> {
+        let _ = alert;
+        None
+    }
+
     /// Whether the peer's `close_notify` has been received.
     fn peer_closed(&self) -> bool;
 

@@ -833,6 +833,20 @@ impl Engine for RustlsEngine {
         let _ = self.pass(Op::CloseNotify);
     }
 
+    fn abort(&mut self, alert: u8) -> Option<Error> {
+        // rustls's own record layer sends only the alerts it chooses itself.
+        #[cfg(feature = "aws-lc-rs")]
+        if let Conn::Traffic(established) = &mut self.conn {
+            if self.failure.is_none() {
+                let err = established.traffic.abort(alert);
+                self.failure = Some(err.clone());
+                return Some(err);
+            }
+        }
+        let _ = alert;
+        None
+    }
+
     fn peer_closed(&self) -> bool {
         match &self.conn {
             #[cfg(feature = "aws-lc-rs")]

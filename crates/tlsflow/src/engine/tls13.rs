@@ -348,6 +348,12 @@ impl Traffic {
         fatal.error
     }
 
+    /// Ends the connection with the fatal alert `alert`, of this side's choosing.
+    pub(super) fn abort(&mut self, alert: u8) -> Error {
+        self.sent_close = true;
+        self.raise(fatal(alert, "the connection was aborted"))
+    }
+
     fn seal_control(&mut self, kind: u8, content: &[u8]) -> Result<(), Fatal> {
         let dst = self.control.spare(HEADER + content.len() + 1 + TAG);
         let n = self.seal.seal(kind, content, dst)?;

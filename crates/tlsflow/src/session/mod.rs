@@ -662,6 +662,38 @@ impl Session {
         Ok(true)
     }
 
+    /// Ends the connection on purpose, telling the peer it is over: with the fatal alert
+    /// `alert` where the engine can send one of the application's choosing (tlsflow's TLS 1.3
+    /// record layer), and with `close_notify` where it cannot (OpenSSL, rustls's own record
+    /// layer). Returns whether the alert was queued. After an alert the session is failed:
+    /// the next operation sends it and returns an error naming it; after `close_notify`,
+    /// reading goes on as after [`close_write`](Self::close_write).
+    ///
+    /// For example `internal_error` from a server whose backend is down, so the client
+    /// learns the connection ended on purpose rather than being cut.
+    ///
+    /// # Errors
+    ///
+    /// The sticky error if the session failed already, or is still in its handshake.
+    pub fn abort(&mut self, alert: rustls::AlertDescription) -> Result<bool, Error> {
+        self.check()?;
+        if self.state == State::Handshaking {
+            return Err(Error::config(
+                "the connection cannot be aborted with an alert during its handshake",
+            ));
+        }
+        match self.engine.abort(u8::from(alert)) {
+            Some(err) => {
+                self.fail_tls(err);
+                Ok(true)
+            }
+            None => {
+                self.close_write()?;
+                Ok(false)
+            }
+        }
+    }
+
     /// Whether `close_notify` has been queued.
     pub fn is_write_closed(&self) -> bool {
         self.close_notify_queued
