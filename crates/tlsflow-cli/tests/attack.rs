@@ -6,13 +6,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Proc, Server};
 
 /// A legitimate client: a full handshake, then 1 MiB echoed back, checked. Returns how long
 /// it took.
@@ -125,5 +126,401 @@ fn slowloris(options: &[&str]) {
             .contains("shed connections still in their TLS handshake"),
         "the server says it shed handshakes: {}",
         server.proc.stderr()
+    );
+}
+
+/// The server's resident memory, from /proc.
+fn rss(server: &Proc) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .expect("a VmRSS line")
+}
+
+/// The server's CPU time so far (user and system), from /proc.
+fn cpu(server: &Proc) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.id())).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // Linux reports CPU time in clock ticks of 1/100 s on every architecture it runs on.
+    Duration::from_millis(ticks * 10)
+}
+
+fn server_addr(server: &Server) -> SocketAddr {
+    format!("127.0.0.1:{}", server.port()).parse().unwrap()
+}
+
+/// Hostile bytes, each from a fresh connection, each followed by a legitimate client that
+/// must be served in under a second: random bytes, a plaintext HTTP request, a record header
+/// that claims 18 KiB, a truncated ClientHello then FIN, a reset right after a ClientHello,
+/// a ClientHello with a 64 KiB server name, a thousand ChangeCipherSpec records.
+#[test]
+fn garbage_from_one_client_never_hurts_the_next() {
+    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--echo"]);
+    let addr = server_addr(&server);
+    let hello = client_hello();
+    let random: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut ccs = Vec::new();
+    for _ in 0..1000 {
+        ccs.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+    }
+    ccs.extend_from_slice(&hello);
+    let cases: Vec<(&str, Vec<u8>, Ending)> = vec![
+        ("random bytes", random, Ending::Close),
+        (
+            "a plaintext HTTP request",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+            Ending::Close,
+        ),
+        (
+            "a record header claiming 18 KiB",
+            vec![22, 3, 1, 0x48, 0x00, 1, 0, 0x47, 0xfc],
+            Ending::Close,
+        ),
+        (
+            "a truncated ClientHello, then FIN",
+            hello[..hello.len() / 2].to_vec(),
+            Ending::Fin,
+        ),
+        (
+            "a reset right after a ClientHello",
+            hello.clone(),
+            Ending::Reset,
+        ),
+        ("a 64 KiB server name", huge_sni_hello(), Ending::Close),
+        ("a thousand ChangeCipherSpec records", ccs, Ending::Close),
+    ];
+    for (name, bytes, ending) in cases {
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = tcp.write_all(&bytes);
+        match ending {
+            Ending::Close => {
+                // Read what the server answers (an alert, or nothing) until it closes.
+                let mut answer = Vec::new();
+                let _ = tcp.read_to_end(&mut answer);
+            }
+            Ending::Fin => {
+                tcp.shutdown(Shutdown::Write).unwrap();
+                let _ = tcp.read_to_end(&mut Vec::new());
+            }
+            Ending::Reset => {
+                socket2::SockRef::from(&tcp)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+        }
+        drop(tcp);
+        let took = legitimate_client(addr);
+        eprintln!("after {name}: a legitimate client took {took:?}");
+        assert!(took < Duration::from_secs(1), "after {name}: {took:?}");
+    }
+    assert!(
+        server.proc.exited().is_none(),
+        "the server is still running"
+    );
+}
+
+/// How a garbage case ends its connection.
+enum Ending {
+    /// Wait for the server to close.
+    Close,
+    /// Half-close, then wait.
+    Fin,
+    /// Reset at once.
+    Reset,
+}
+
+/// A ClientHello record sequence whose server_name extension is 64 KiB, cut into records.
+fn huge_sni_hello() -> Vec<u8> {
+    let name = vec![b'a'; 65_000];
+    let mut list = vec![0u8];
+    list.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
+    list.extend_from_slice(&name);
+    let mut sni = (u16::try_from(list.len()).unwrap()).to_be_bytes().to_vec();
+    sni.extend_from_slice(&list);
+    let mut extensions = vec![0, 0];
+    extensions.extend_from_slice(&u16::try_from(sni.len()).unwrap().to_be_bytes());
+    extensions.extend_from_slice(&sni);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(
+        &u16::try_from(extensions.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
+    body.extend_from_slice(&extensions);
+    let [_, a, b, c] = u32::try_from(body.len()).unwrap().to_be_bytes();
+    let mut message = vec![1, a, b, c];
+    message.extend_from_slice(&body);
+    let mut records = Vec::new();
+    for fragment in message.chunks(16 * 1024) {
+        records.extend_from_slice(&[22, 3, 1]);
+        records.extend_from_slice(&u16::try_from(fragment.len()).unwrap().to_be_bytes());
+        records.extend_from_slice(fragment);
+    }
+    records
+}
+
+/// A `--sink` transfer cut by a reset: the server reports an error for that peer and never
+/// a SHA-256 line, which would claim the data arrived whole.
+#[test]
+fn a_reset_sink_transfer_is_an_error_not_a_digest() {
+    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--sink"]);
+    let addr = server_addr(&server);
+    let config = tlsflow::ClientConfig::builder()
+        .dangerous_disable_verification()
+        .build()
+        .unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    let local = tcp.local_addr().unwrap();
+    let mut tls = config
+        .connect("localhost", tcp.try_clone().unwrap())
+        .unwrap();
+    tls.write_all(&vec![9u8; 1 << 20]).unwrap();
+    tls.flush().unwrap();
+    socket2::SockRef::from(&tcp)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(tls);
+    drop(tcp);
+    let peer = local.to_string();
+    let line = server.proc.wait_for_stderr("the error line", |line| {
+        line.contains(&peer).then(|| line.to_owned())
+    });
+    assert!(line.contains("receiving failed"), "{line}");
+    assert!(
+        !server.proc.stderr().contains("sha256"),
+        "{}",
+        server.proc.stderr()
+    );
+}
+
+/// An echo client that sends and never reads: the server stops reading once its answers
+/// cannot leave, so its memory stays bounded however much the client tries to send.
+#[test]
+fn an_echo_client_that_never_reads_cannot_grow_the_server() {
+    let server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--echo"]);
+    let addr = server_addr(&server);
+    legitimate_client(addr);
+    let before = rss(&server.proc);
+    let config = tlsflow::ClientConfig::builder()
+        .dangerous_disable_verification()
+        .build()
+        .unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut tls = config.connect("localhost", tcp).unwrap();
+    let chunk = vec![1u8; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 256 << 20 {
+        match tls.write_all(&chunk).and_then(|()| tls.flush()) {
+            Ok(()) => sent += chunk.len(),
+            Err(_) => break,
+        }
+    }
+    thread::sleep(Duration::from_millis(300));
+    let grown = rss(&server.proc).saturating_sub(before);
+    eprintln!(
+        "an echo client that never reads sent {} KiB before it blocked; the server grew {} KiB",
+        sent / 1024,
+        grown / 1024
+    );
+    assert!(
+        sent < 64 << 20,
+        "the server took {sent} bytes it could not answer"
+    );
+    assert!(grown < 8 << 20, "the server grew {grown} bytes");
+    drop(tls);
+    let took = legitimate_client(addr);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+/// Out of file descriptors: the server keeps running without a busy loop, logs the
+/// failure at most once a second with a count, and serves again once descriptors free up.
+#[test]
+fn running_out_of_descriptors_is_survived() {
+    // `ulimit` for the server alone: 64 descriptors, a few for itself.
+    let binary = env!("CARGO_BIN_EXE_tlsflow");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {binary} serve --listen 127.0.0.1:0 --echo"
+        ))
+        .stdin(std::process::Stdio::null());
+    let mut proc = Proc::spawn("tlsflow serve (64 descriptors)", command);
+    let addr: SocketAddr = proc.wait_for_stderr("its address", |line| {
+        let (_, addr) = line.split_once("listening on ")?;
+        addr.trim().parse().ok()
+    });
+    let held: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let cpu_before = cpu(&proc);
+    thread::sleep(Duration::from_secs(3));
+    let spent = cpu(&proc) - cpu_before;
+    let log = proc.stderr();
+    let warnings = log.matches("accepting a connection failed").count();
+    eprintln!("out of descriptors for 3 s: {spent:?} of CPU, {warnings} warning line(s)");
+    assert!(spent < Duration::from_millis(600), "a busy loop: {spent:?}");
+    assert!((1..=5).contains(&warnings), "{log}");
+    drop(held);
+    thread::sleep(Duration::from_millis(300));
+    let took = legitimate_client(addr);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+/// `--max-connections`: with both slots held by established connections, a third client
+/// waits; once one closes, it is served.
+#[test]
+fn max_connections_holds_and_releases() {
+    let server = Server::start(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--max-connections",
+        "2",
+    ]);
+    let addr = server_addr(&server);
+    let config = tlsflow::ClientConfig::builder()
+        .dangerous_disable_verification()
+        .build()
+        .unwrap();
+    let established: Vec<_> = (0..2)
+        .map(|_| {
+            let mut tls = config
+                .connect("localhost", TcpStream::connect(addr).unwrap())
+                .unwrap();
+            tls.handshake().unwrap();
+            tls
+        })
+        .collect();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut waiting = config.connect("localhost", tcp).unwrap();
+    let err = waiting.handshake().unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "a third client is not served while two are: {err}"
+    );
+    drop(established);
+    waiting
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    waiting.handshake().unwrap();
+    waiting.write_all(b"ping").unwrap();
+    waiting.flush().unwrap();
+    let mut pong = [0u8; 4];
+    waiting.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"ping");
+}
+
+/// The soft limit on open files of this process.
+fn open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 5,000 idle established connections, each after a handshake and a 1 KiB echo: the server
+/// holds little memory per connection, still serves a legitimate client in under a
+/// second, and gives memory back once they close.
+#[test]
+fn five_thousand_idle_connections() {
+    const COUNT: usize = 5000;
+    let limit = open_files_limit();
+    assert!(
+        limit > 2 * COUNT as u64 + 100,
+        "this test needs {} open files (ulimit -n), the limit is {limit}",
+        2 * COUNT + 100
+    );
+    // The server inherits this process's limit on open files.
+    let server = Server::start(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--max-connections",
+        "6000",
+    ]);
+    let addr = server_addr(&server);
+    legitimate_client(addr);
+    thread::sleep(Duration::from_millis(300));
+    let before = rss(&server.proc);
+    let config = tlsflow::ClientConfig::builder()
+        .dangerous_disable_verification()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let connections: Vec<_> = thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let config = &config;
+                s.spawn(move || {
+                    (0..COUNT / 4)
+                        .map(|_| {
+                            let tcp = TcpStream::connect(addr).unwrap();
+                            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                            let mut tls = config.connect("localhost", tcp).unwrap();
+                            tls.write_all(&[5u8; 1024]).unwrap();
+                            tls.flush().unwrap();
+                            let mut echo = [0u8; 1024];
+                            tls.read_exact(&mut echo).unwrap();
+                            tls
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap())
+            .collect()
+    });
+    let opening = started.elapsed();
+    thread::sleep(Duration::from_millis(500));
+    let idle = rss(&server.proc);
+    let per_connection = (idle.saturating_sub(before)) / COUNT as u64;
+    let took = legitimate_client(addr);
+    drop(connections);
+    thread::sleep(Duration::from_secs(2));
+    let after = rss(&server.proc);
+    eprintln!(
+        "{COUNT} idle connections opened in {opening:?}: server RSS {} KiB before, {} KiB \
+         with them ({per_connection} bytes each), {} KiB after they closed; a legitimate \
+         client took {took:?} meanwhile",
+        before / 1024,
+        idle / 1024,
+        after / 1024
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        per_connection < 16 * 1024,
+        "{per_connection} bytes per idle connection"
     );
 }
