@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tlsflow::TlsStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::acceptor::Pending;
@@ -64,12 +64,14 @@ pub(crate) async fn serve_connection(
             .map(|p| format!(", ALPN {}", String::from_utf8_lossy(&p)))
             .unwrap_or_default()
     );
+    // Each mode's future is boxed: a connection task then holds its own mode's state, not
+    // room for the largest of them all, for as long as the connection lives.
     let outcome = match &shared.mode {
-        Mode::Echo => echo(tls).await,
-        Mode::Sink => sink(tls, peer).await,
-        Mode::Forward(to) => forward(tls, to, peer).await,
-        Mode::File(path) => send_file(tls, path).await,
-        Mode::Http => http_page(tls).await,
+        Mode::Echo => Box::pin(echo(tls)).await,
+        Mode::Sink => Box::pin(sink(tls, peer)).await,
+        Mode::Forward(to) => Box::pin(forward(tls, to, peer)).await,
+        Mode::File(path) => Box::pin(send_file(tls, path)).await,
+        Mode::Http => Box::pin(http_page(tls)).await,
     };
     match outcome {
         Ok(()) => tracing::debug!("{peer}: closed"),
@@ -193,19 +195,17 @@ const HTTP_REQUEST_LIMIT: usize = 64 * 1024;
 /// with a page naming the connection's parameters in one write, then closes cleanly.
 async fn http_page(mut tls: TlsStream<TcpStream>) -> Result<(), String> {
     let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
     // The blank line that ends the headers (some clients end lines with a bare LF).
     let complete =
         |r: &[u8]| r.windows(4).any(|w| w == b"\r\n\r\n") || r.windows(2).any(|w| w == b"\n\n");
     while request.len() < HTTP_REQUEST_LIMIT && !complete(&request) {
-        let n = tls
-            .read(&mut buf)
+        match chunks::next(&mut tls)
             .await
-            .map_err(|e| format!("reading the request failed: {}", describe_io(&e)))?;
-        if n == 0 {
-            break;
+            .map_err(|e| format!("reading the request failed: {}", describe_io(&e)))?
+        {
+            Some(chunk) => request.extend_from_slice(&chunk),
+            None => break,
         }
-        request.extend_from_slice(&buf[..n]);
     }
     let body = format!(
         "tlsflow\nprotocol: {}\ncipher suite: {}\nALPN: {}\nserver name: {}\n",

@@ -448,16 +448,21 @@ fn open_files_limit() -> u64 {
 }
 
 /// 5,000 idle established connections, each after a handshake and a 1 KiB echo: the server
-/// holds little memory per connection, still serves a legitimate client in under a
-/// second, and gives memory back once they close.
+/// holds under 8 KiB per connection, still serves a legitimate client in under a second,
+/// and is back within 1.5 times its memory once they close.
 #[test]
 fn five_thousand_idle_connections() {
-    const COUNT: usize = 5000;
+    // `TLSFLOW_IDLE=N` measures with another count (a multiple of 4).
+    let count: usize = std::env::var("TLSFLOW_IDLE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000);
     let limit = open_files_limit();
+    // This process holds the client ends, the server (which inherits the limit) the rest.
     assert!(
-        limit > 2 * COUNT as u64 + 100,
+        limit > count as u64 + 200,
         "this test needs {} open files (ulimit -n), the limit is {limit}",
-        2 * COUNT + 100
+        count + 200
     );
     // The server inherits this process's limit on open files.
     let server = Server::start(&[
@@ -466,7 +471,7 @@ fn five_thousand_idle_connections() {
         "127.0.0.1:0",
         "--echo",
         "--max-connections",
-        "6000",
+        "20000",
     ]);
     let addr = server_addr(&server);
     legitimate_client(addr);
@@ -482,7 +487,7 @@ fn five_thousand_idle_connections() {
             .map(|_| {
                 let config = &config;
                 s.spawn(move || {
-                    (0..COUNT / 4)
+                    (0..count / 4)
                         .map(|_| {
                             let tcp = TcpStream::connect(addr).unwrap();
                             tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -505,13 +510,19 @@ fn five_thousand_idle_connections() {
     let opening = started.elapsed();
     thread::sleep(Duration::from_millis(500));
     let idle = rss(&server.proc);
-    let per_connection = (idle.saturating_sub(before)) / COUNT as u64;
+    let per_connection = (idle.saturating_sub(before)) / count as u64;
     let took = legitimate_client(addr);
     drop(connections);
-    thread::sleep(Duration::from_secs(2));
+    // `TLSFLOW_SETTLE=S`: seconds to wait after they closed (allocators give memory back
+    // at different paces).
+    let settle = std::env::var("TLSFLOW_SETTLE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    thread::sleep(Duration::from_secs(settle));
     let after = rss(&server.proc);
     eprintln!(
-        "{COUNT} idle connections opened in {opening:?}: server RSS {} KiB before, {} KiB \
+        "{count} idle connections opened in {opening:?}: server RSS {} KiB before, {} KiB \
          with them ({per_connection} bytes each), {} KiB after they closed; a legitimate \
          client took {took:?} meanwhile",
         before / 1024,
@@ -520,7 +531,11 @@ fn five_thousand_idle_connections() {
     );
     assert!(took < Duration::from_secs(1), "{took:?}");
     assert!(
-        per_connection < 16 * 1024,
+        per_connection < 8 * 1024,
         "{per_connection} bytes per idle connection"
+    );
+    assert!(
+        after * 2 < before * 3,
+        "memory not given back: {after} bytes after the connections closed, {before} before"
     );
 }
