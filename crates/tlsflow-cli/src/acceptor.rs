@@ -8,7 +8,8 @@
 //! a byte a second) loses its oldest sockets to every new arrival, and a legitimate client,
 //! whose handshake takes milliseconds, is always admitted. Shedding the oldest rather than
 //! refusing the newest is what makes that true: refusing newcomers would let whoever holds
-//! the slots first keep everyone else out until their handshake timeout.
+//! the slots first keep everyone else out until their handshake timeout. Established
+//! connections that go silent are closed after `serve --idle-timeout`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -76,13 +77,21 @@ where
             Err(_) => {
                 // Every slot is taken: a pending handshake makes room. With none to shed,
                 // established connections fill the server, and this client waits for one
-                // to end (as the next ones wait in the listen queue).
-                pending.shed_oldest();
-                tokio::select! {
-                    biased;
-                    () = &mut stop => break,
-                    permit = permits.clone().acquire_owned() => permit
-                        .map_err(|_| Failure::runtime("the connection limit was closed"))?,
+                // to end (as the next ones wait in the listen queue). A connection shed as
+                // it finishes its handshake frees nothing, so shed again while waiting.
+                let permit = loop {
+                    pending.shed_oldest();
+                    tokio::select! {
+                        biased;
+                        () = &mut stop => break None,
+                        permit = permits.clone().acquire_owned() => break Some(permit
+                            .map_err(|_| Failure::runtime("the connection limit was closed"))?),
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                };
+                match permit {
+                    Some(permit) => permit,
+                    None => break,
                 }
             }
         };

@@ -89,6 +89,44 @@ pub(crate) async fn next<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Opt
     .await
 }
 
+/// When a connection last moved data, for an idle timeout: the copy loops touch it, and
+/// [`idle`](Activity::idle) completes once nothing has moved for a while.
+#[derive(Debug, Clone)]
+pub(crate) struct Activity {
+    start: std::time::Instant,
+    /// Milliseconds from `start` to the last movement.
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Activity {
+        Activity {
+            start: std::time::Instant::now(),
+            last: std::sync::Arc::default(),
+        }
+    }
+
+    /// Data moved now.
+    pub(crate) fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Completes once no data has moved for `limit`.
+    pub(crate) async fn idle(&self, limit: std::time::Duration) {
+        loop {
+            let last = std::time::Duration::from_millis(
+                self.last.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            let quiet = self.start.elapsed().saturating_sub(last);
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +144,31 @@ mod tests {
             assert_eq!(SPARE.with(|s| s.borrow().len()), 1);
             assert!(next(&mut input).await.expect("read").is_none());
             assert_eq!(SPARE.with(|s| s.borrow().len()), 1, "reused, not grown");
+        });
+    }
+
+    #[test]
+    fn idle_completes_only_after_a_quiet_spell() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let activity = Activity::new();
+            let limit = std::time::Duration::from_millis(300);
+            let started = std::time::Instant::now();
+            let toucher = activity.clone();
+            let touching = async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                toucher.touch();
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                () = activity.idle(limit) => {}
+                () = touching => {}
+            }
+            // Quiet from 200 ms on: idle at 500 ms, not at 300.
+            assert!(started.elapsed() >= std::time::Duration::from_millis(500));
         });
     }
 }

@@ -178,6 +178,9 @@ pub(crate) struct ServeArgs {
     /// Drop a client that has not finished the handshake within this time.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) handshake_timeout: Duration,
+    /// Close an established connection that has moved no data either way for this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub(crate) idle_timeout: Duration,
     /// Connections open at once, in their handshake or established. When all are taken,
     /// the oldest connection still in its handshake is closed to admit the new one; when
     /// all are established, new clients wait in the listen queue.

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tlsflow::TlsStream;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::acceptor::Pending;
+use crate::chunks::{self, Activity};
 use crate::cli::HostPort;
 use crate::failure::describe_io;
 use crate::relay::{relay, RelayError};
 use crate::serve::{Mode, Shared};
 use crate::units::{hex, human_duration};
-use crate::{chunks, net, units};
+use crate::{net, units};
 
 /// How long `--forward` waits for its TCP service to accept.
 const FORWARD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,12 +67,27 @@ pub(crate) async fn serve_connection(
     );
     // Each mode's future is boxed: a connection task then holds its own mode's state, not
     // room for the largest of them all, for as long as the connection lives.
-    let outcome = match &shared.mode {
-        Mode::Echo => Box::pin(echo(tls)).await,
-        Mode::Sink => Box::pin(sink(tls, peer)).await,
-        Mode::Forward(to) => Box::pin(forward(tls, to, peer)).await,
-        Mode::File(path) => Box::pin(send_file(tls, path)).await,
-        Mode::Http => Box::pin(http_page(tls)).await,
+    let activity = Activity::new();
+    let serving = async {
+        let act = &activity;
+        match &shared.mode {
+            Mode::Echo => Box::pin(echo(tls, act)).await,
+            Mode::Sink => Box::pin(sink(tls, peer, act)).await,
+            Mode::Forward(to) => Box::pin(forward(tls, to, peer, act)).await,
+            Mode::File(path) => Box::pin(send_file(tls, path, act)).await,
+            Mode::Http => Box::pin(http_page(tls, act)).await,
+        }
+    };
+    // A connection that moves nothing would hold its slot for ever: close it.
+    let outcome = tokio::select! {
+        outcome = serving => outcome,
+        () = activity.idle(shared.idle_timeout) => {
+            tracing::info!(
+                "{peer}: no data either way for {}: closed",
+                human_duration(shared.idle_timeout)
+            );
+            return;
+        }
     };
     match outcome {
         Ok(()) => tracing::debug!("{peer}: closed"),
@@ -80,7 +96,7 @@ pub(crate) async fn serve_connection(
 }
 
 /// Sends back everything until the client's `close_notify`, then closes our side.
-async fn echo(tls: TlsStream<TcpStream>) -> Result<(), String> {
+async fn echo(tls: TlsStream<TcpStream>, activity: &Activity) -> Result<(), String> {
     let (mut reader, mut writer) = tls
         .split_with(|tcp| tcp.into_split())
         .map_err(|_| "the TLS handshake did not complete".to_owned())?;
@@ -90,11 +106,14 @@ async fn echo(tls: TlsStream<TcpStream>) -> Result<(), String> {
         .await
         .map_err(|e| format!("echo failed: {}", describe_io(&e)))?
     {
-        writer
-            .write_all(&chunk)
-            .await
-            .and(writer.flush().await)
+        activity.touch();
+        let sent = async {
+            writer.write_all(&chunk).await?;
+            writer.flush().await
+        };
+        sent.await
             .map_err(|e| format!("echo failed: {}", describe_io(&e)))?;
+        activity.touch();
         echoed += chunk.len() as u64;
     }
     writer
@@ -107,13 +126,18 @@ async fn echo(tls: TlsStream<TcpStream>) -> Result<(), String> {
 
 /// Reads and hashes everything until the client's `close_notify`, prints the count and
 /// digest on stderr, then closes our side.
-async fn sink(mut tls: TlsStream<TcpStream>, peer: SocketAddr) -> Result<(), String> {
+async fn sink(
+    mut tls: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    activity: &Activity,
+) -> Result<(), String> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     while let Some(chunk) = chunks::next(&mut tls)
         .await
         .map_err(|e| format!("receiving failed after {total} bytes: {}", describe_io(&e)))?
     {
+        activity.touch();
         hasher.update(&*chunk);
         total += chunk.len() as u64;
     }
@@ -131,6 +155,7 @@ async fn forward(
     mut tls: TlsStream<TcpStream>,
     to: &HostPort,
     peer: SocketAddr,
+    activity: &Activity,
 ) -> Result<(), String> {
     let plain = match net::dial(to, FORWARD_CONNECT_TIMEOUT).await {
         Ok(plain) => plain,
@@ -139,7 +164,7 @@ async fn forward(
             return Err(failure.to_string());
         }
     };
-    match relay(tls, plain).await {
+    match relay(tls, plain, activity).await {
         Ok(moved) => {
             tracing::info!(
                 "{peer}: forwarded {} to {to}, {} back",
@@ -169,18 +194,37 @@ async fn give_up(tls: &mut TlsStream<TcpStream>) {
             let _ = tokio::time::timeout(FORWARD_CONNECT_TIMEOUT, tls.shutdown()).await;
         }
     }
+    // Closing with the client's request unread would make the kernel reset the connection,
+    // and the reset can overtake the alert: end our side, and read what is left a moment.
+    let tcp = tls.get_mut();
+    let _ = tcp.shutdown().await;
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        while matches!(
+            tokio::io::AsyncReadExt::read(tcp, &mut scratch).await,
+            Ok(1..)
+        ) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// Sends the file, then closes cleanly: `close_notify`, and wait for the client's.
-async fn send_file(mut tls: TlsStream<TcpStream>, path: &Path) -> Result<(), String> {
-    let file = tokio::fs::File::open(path)
+async fn send_file(
+    mut tls: TlsStream<TcpStream>,
+    path: &Path,
+    activity: &Activity,
+) -> Result<(), String> {
+    let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("cannot read file {}: {}", path.display(), describe_io(&e)))?;
-    // Large reads: each becomes a few full TLS records instead of many small ones.
-    let mut file = BufReader::with_capacity(256 * 1024, file);
-    let sent = tokio::io::copy_buf(&mut file, &mut tls)
-        .await
-        .map_err(|e| format!("sending {} failed: {}", path.display(), describe_io(&e)))?;
+    let failed =
+        |e: std::io::Error| format!("sending {} failed: {}", path.display(), describe_io(&e));
+    let mut sent = 0u64;
+    while let Some(chunk) = chunks::next(&mut file).await.map_err(failed)? {
+        tls.write_all(&chunk).await.map_err(failed)?;
+        activity.touch();
+        sent += chunk.len() as u64;
+    }
     tls.close_tokio()
         .await
         .map_err(|e| format!("closing after {sent} bytes failed: {}", describe_io(&e)))?;
@@ -193,17 +237,23 @@ const HTTP_REQUEST_LIMIT: usize = 64 * 1024;
 
 /// Reads one HTTP request (up to its blank line, or the end of the client's data), answers
 /// with a page naming the connection's parameters in one write, then closes cleanly.
-async fn http_page(mut tls: TlsStream<TcpStream>) -> Result<(), String> {
+async fn http_page(mut tls: TlsStream<TcpStream>, activity: &Activity) -> Result<(), String> {
     let mut request = Vec::new();
     // The blank line that ends the headers (some clients end lines with a bare LF).
     let complete =
         |r: &[u8]| r.windows(4).any(|w| w == b"\r\n\r\n") || r.windows(2).any(|w| w == b"\n\n");
-    while request.len() < HTTP_REQUEST_LIMIT && !complete(&request) {
+    let mut scanned = 0;
+    while request.len() < HTTP_REQUEST_LIMIT && !complete(&request[scanned..]) {
+        // Look again only at the new bytes and the three before them.
+        scanned = request.len().saturating_sub(3);
         match chunks::next(&mut tls)
             .await
             .map_err(|e| format!("reading the request failed: {}", describe_io(&e)))?
         {
-            Some(chunk) => request.extend_from_slice(&chunk),
+            Some(chunk) => {
+                activity.touch();
+                request.extend_from_slice(&chunk);
+            }
             None => break,
         }
     }

@@ -7,7 +7,7 @@ use std::io;
 use tlsflow::TlsStream;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::chunks;
+use crate::chunks::{self, Activity};
 use tokio::net::TcpStream;
 
 /// Bytes moved each way.
@@ -49,6 +49,7 @@ impl Side {
 pub(crate) async fn relay(
     tls: TlsStream<TcpStream>,
     plain: TcpStream,
+    activity: &Activity,
 ) -> Result<Moved, RelayError> {
     let (mut tls_read, mut tls_write) = tls
         .split_with(|tcp| tcp.into_split())
@@ -56,8 +57,20 @@ pub(crate) async fn relay(
     let (mut plain_read, mut plain_write) = plain.into_split();
     // Inbound ends at the TLS peer's close_notify (a bare EOF is an UnexpectedEof error);
     // outbound ends at the plain peer's FIN and becomes close_notify plus FIN.
-    let inbound = pump(&mut tls_read, Side::Tls, &mut plain_write, Side::Plain);
-    let outbound = pump(&mut plain_read, Side::Plain, &mut tls_write, Side::Tls);
+    let inbound = pump(
+        &mut tls_read,
+        Side::Tls,
+        &mut plain_write,
+        Side::Plain,
+        activity,
+    );
+    let outbound = pump(
+        &mut plain_read,
+        Side::Plain,
+        &mut tls_write,
+        Side::Tls,
+        activity,
+    );
     let (from_tls, to_tls) = tokio::try_join!(inbound, outbound)?;
     Ok(Moved { from_tls, to_tls })
 }
@@ -68,6 +81,7 @@ async fn pump<R, W>(
     reader_side: Side,
     writer: &mut W,
     writer_side: Side,
+    activity: &Activity,
 ) -> Result<u64, RelayError>
 where
     R: AsyncRead + Unpin,
@@ -85,6 +99,7 @@ where
             .await
             .map_err(|e| writer_side.error(e))?;
         writer.flush().await.map_err(|e| writer_side.error(e))?;
+        activity.touch();
         total += chunk.len() as u64;
     }
     writer.shutdown().await.map_err(|e| writer_side.error(e))?;

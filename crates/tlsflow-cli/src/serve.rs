@@ -58,6 +58,7 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) mode: Mode,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 /// Runs `serve` until Ctrl-C.
@@ -81,6 +82,7 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
         config,
         mode,
         handshake_timeout: args.handshake_timeout,
+        idle_timeout: args.idle_timeout,
     });
     let runtime = net::runtime()?;
     let result = runtime.block_on(async {

@@ -100,7 +100,7 @@ async fn carry(route: Arc<Route>, plain: TcpStream, peer: SocketAddr) {
         }
         Ok(Ok(tls)) => tls,
     };
-    match relay(tls, plain).await {
+    match relay(tls, plain, &crate::chunks::Activity::new()).await {
         Ok(moved) => tracing::info!(
             "{peer}: carried {} to {}, {} back",
             human_bytes(moved.to_tls),

@@ -539,3 +539,51 @@ fn five_thousand_idle_connections() {
         "memory not given back: {after} bytes after the connections closed, {before} before"
     );
 }
+
+/// `--idle-timeout`: an established connection that moves nothing is closed, so silent
+/// clients cannot hold the connection slots for ever; one that keeps moving data is not.
+#[test]
+fn idle_established_connections_are_closed() {
+    let server = Server::start(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--echo",
+        "--idle-timeout",
+        "500ms",
+    ]);
+    let addr = server_addr(&server);
+    let config = tlsflow::ClientConfig::builder()
+        .dangerous_disable_verification()
+        .build()
+        .unwrap();
+    let connect = || {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut tls = config.connect("localhost", tcp).unwrap();
+        tls.handshake().unwrap();
+        tls
+    };
+    let mut busy = connect();
+    let mut silent = connect();
+    let started = Instant::now();
+    // The busy one echoes a little every 200 ms for 1.5 s.
+    while started.elapsed() < Duration::from_millis(1500) {
+        busy.write_all(b"ping").unwrap();
+        busy.flush().unwrap();
+        let mut pong = [0u8; 4];
+        busy.read_exact(&mut pong).unwrap();
+        thread::sleep(Duration::from_millis(200));
+    }
+    let closed = silent.read(&mut [0u8; 16]);
+    assert!(
+        matches!(closed, Ok(0)) || closed.is_err(),
+        "the silent connection is closed: {closed:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    busy.write_all(b"still").unwrap();
+    busy.flush().unwrap();
+    let mut back = [0u8; 5];
+    busy.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"still");
+}

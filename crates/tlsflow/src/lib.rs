@@ -42,15 +42,18 @@
 //! 6. **Progress**: `WouldBlock` is returned only when the transport returned it; reading
 //!    sends what reading produced, or reports through [`TlsStream::interest`] that it waits to
 //!    write.
-//! 7. **Shutdown** sends `close_notify` exactly once, is restartable, and is a half-close:
+//! 7. **Full duplex**: a stream splits into a read half and a write half that work at once,
+//!    from two threads or tasks; socket I/O never happens while the shared TLS state is
+//!    locked.
+//! 8. **Shutdown** sends `close_notify` exactly once, is restartable, and is a half-close:
 //!    the read side goes on reading.
-//! 8. `Interrupted` from the transport is retried inside; a transport write of `Ok(0)` is a
+//! 9. `Interrupted` from the transport is retried inside; a transport write of `Ok(0)` is a
 //!    `WriteZero` error.
-//! 9. **Hostile peers** get what RFC 8446 says and nothing more: every fatal error tlsflow
-//!    detects is sent to the peer as its alert (once, before the error is returned), one
-//!    key update answers any number of requests that arrive together, and no peer input
-//!    panics.
-//! 10. **The user's choices are kept**: tlsflow's own record layer replaces rustls's only for
+//! 10. **Hostile peers** get what RFC 8446 says and nothing more: every fatal error tlsflow
+//!     detects is sent to the peer as its alert (once, before the error is returned), one
+//!     key update answers any number of requests received before the next application
+//!     data, and no peer input panics.
+//! 11. **The user's choices are kept**: tlsflow's own record layer replaces rustls's only for
 //!     suites of rustls's aws-lc-rs provider; any other provider seals every record itself.
 //!
 //! ## Blocking

@@ -242,9 +242,11 @@ where
     }
 
     fn poll_farewell(&mut self, cx: &mut Context<'_>) {
-        // A busy write half could hold the alert back until its next write, which may never
-        // come: send it now unless the write half is sending (it then sends it too).
-        let _ = poll_send_shared(self.shared, cx, Half::Read, false, &mut self.poll_write);
+        // The write half may hold the sender for a flush or a shutdown, after which it does
+        // not look for queued output: wait for it (it holds the sender only for one
+        // transport call), so that the alert leaves now rather than with a write that may
+        // never come.
+        let _ = poll_send_shared(self.shared, cx, Half::Read, true, &mut self.poll_write);
     }
 
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -267,7 +267,10 @@ impl Engine for OpensslEngine {
                 Ok(PlainRead::Closed)
             }
             Err(e) if e.code() == ErrorCode::WANT_READ => {
-                if self.stream.get_ref().eof {
+                // OpenSSL may stop with input left (held after writing an answer): the
+                // transport's end matters only once OpenSSL has read all of it.
+                let io = self.stream.get_ref();
+                if io.eof && io.inbox.len() == 0 {
                     Err(Error::Truncated)
                 } else {
                     Ok(PlainRead::Empty)

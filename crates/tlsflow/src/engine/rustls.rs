@@ -310,7 +310,6 @@ impl RustlsEngine {
             inbox,
             bufs,
             hand_over,
-            client,
             ..
         } = self;
         bufs.at_rest = false;
@@ -371,10 +370,14 @@ impl RustlsEngine {
                 #[cfg(feature = "aws-lc-rs")]
                 _ => unreachable!("matched above"),
             };
+            let zeroes_failures = match conn {
+                Conn::Server(s) => s.negotiated_cipher_suite().is_some_and(zeroes_failures),
+                _ => false,
+            };
             if extends
                 && bufs.seen == next
                 && handshaking
-                && !*client
+                && zeroes_failures
                 && bufs.spoken
                 && skipped(inbox.data().get(..next).unwrap_or_default())
             {
@@ -939,6 +942,18 @@ fn ours(provider: &rustls::crypto::CryptoProvider) -> bool {
     }
 }
 
+/// Whether a failed decryption under `suite` leaves zeros where the ciphertext was, which
+/// [`skipped`] relies on: aws-lc-rs's suites, whose AEAD clears its output on failure.
+fn zeroes_failures(suite: rustls::SupportedCipherSuite) -> bool {
+    #[cfg(feature = "aws-lc-rs")]
+    return super::tls13::implements(suite);
+    #[cfg(not(feature = "aws-lc-rs"))]
+    {
+        let _ = suite;
+        false
+    }
+}
+
 /// Whether `record` (whole, header included), given to rustls alone with nothing of rustls's
 /// own before it, was skipped rather than kept: aws-lc-rs clears what it decrypted when
 /// authentication fails, so the ciphertext of a record that failed trial decryption reads
@@ -946,10 +961,12 @@ fn ours(provider: &rustls::crypto::CryptoProvider) -> bool {
 /// message) holds its non-zero content type there.
 fn skipped(record: &[u8]) -> bool {
     const TAG: usize = 16;
-    let body = record.get(5..).unwrap_or_default();
-    body[..body.len().saturating_sub(TAG)]
-        .iter()
-        .all(|&b| b == 0)
+    // Early data is protected (outer type application_data), and a record that could not
+    // hold a tag was never decrypted: rustls may be keeping it as the start of a message.
+    let Some((&[23, ..], body)) = record.split_at_checked(5) else {
+        return false;
+    };
+    body.len() > TAG && body[..body.len() - TAG].iter().all(|&b| b == 0)
 }
 
 /// The size of the TLS record at the front of `data` (header included) once all of it has

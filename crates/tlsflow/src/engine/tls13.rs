@@ -899,6 +899,71 @@ mod tests {
         }
     }
 
+    /// After a HelloRetryRequest, the client's second ClientHello comes in the clear; cut
+    /// into records as small as a peer likes (the first with a 4-byte body), it is taken
+    /// whole, never mistaken for skipped early data, and the connection goes on to the
+    /// record layer.
+    #[test]
+    fn a_second_client_hello_in_tiny_records_after_a_retry_request() {
+        let cert = SelfSigned::generate(&["localhost"]).unwrap();
+        // The server offers only P-256, the client's first key share is X25519: a retry.
+        let provider = rustls::crypto::CryptoProvider {
+            kx_groups: vec![rustls::crypto::aws_lc_rs::kx_group::SECP256R1],
+            ..rustls::crypto::aws_lc_rs::default_provider()
+        };
+        let server = crate::ServerConfig::builder()
+            .self_signed(&cert)
+            .crypto_provider(Arc::new(provider))
+            .build()
+            .unwrap();
+        let client = crate::ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .build()
+            .unwrap();
+        let [mut c, mut s] = engines(
+            (**client.rustls().unwrap()).clone(),
+            (**server.rustls().unwrap()).clone(),
+        );
+        feed(&mut s, &output(&mut c), usize::MAX).unwrap();
+        feed(&mut c, &output(&mut s), usize::MAX).unwrap();
+        // The second flight: cut every handshake record into bodies of 4, 5, 6, ... bytes.
+        let flight = output(&mut c);
+        let mut cut = Vec::new();
+        let mut rest = &flight[..];
+        while rest.len() >= HEADER {
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            let (record, after) = rest.split_at(HEADER + len);
+            if record[0] == HANDSHAKE {
+                let mut body = &record[HEADER..];
+                let mut size = 4;
+                while !body.is_empty() {
+                    let (piece, left) = body.split_at(size.min(body.len()));
+                    cut.extend_from_slice(&[HANDSHAKE, 3, 3]);
+                    cut.extend_from_slice(&u16::try_from(piece.len()).unwrap().to_be_bytes());
+                    cut.extend_from_slice(piece);
+                    body = left;
+                    size += 1;
+                }
+            } else {
+                cut.extend_from_slice(record);
+            }
+            rest = after;
+        }
+        feed(&mut s, &cut, 7).unwrap();
+        while c.is_handshaking() || s.is_handshaking() {
+            feed(&mut c, &output(&mut s), usize::MAX).unwrap();
+            feed(&mut s, &output(&mut c), usize::MAX).unwrap();
+        }
+        feed(&mut c, &output(&mut s), usize::MAX).unwrap();
+        let data = pattern(30_000);
+        assert!(transfer(&mut c, &mut s, &data, 4096, 5000) == data);
+        assert!(transfer(&mut s, &mut c, &data, 4096, 5000) == data);
+        assert!(
+            s.traffic().is_some(),
+            "the server moved to the record layer"
+        );
+    }
+
     #[test]
     fn configurations_without_secret_extraction_stay_on_rustls() {
         let (mut client, mut server) = configs();

@@ -114,6 +114,7 @@ pub struct Interest {
 
 /// The outcome of [`Session::read_plaintext`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadOutcome {
     /// This many plaintext bytes were copied out (at least one).
     Data(usize),
@@ -170,7 +171,9 @@ pub struct Buffered {
 ///   [`output_sent`](Self::output_sent) reports how much the transport took.
 /// - Transport input: [`input_buffer`](Self::input_buffer) gives space to read into;
 ///   [`input_received`](Self::input_received) reports how much was read (0 for end-of-file).
-/// - Failures: [`fail`](Self::fail) records a transport failure.
+/// - Failures: [`fail`](Self::fail) records a transport failure, [`fail_send`](Self::fail_send)
+///   a failure of the transport's write side alone; [`abort`](Self::abort) ends the
+///   connection on purpose, with an alert where the engine can send one.
 ///
 /// # The rule it keeps
 ///
@@ -297,7 +300,7 @@ impl Session {
         if self.failure.is_some() {
             return Interest {
                 read: false,
-                write: !self.outbox.is_empty(),
+                write: self.has_farewell(),
             };
         }
         let write = self.outbox.len() + self.in_flight > 0;
@@ -674,9 +677,14 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// The sticky error if the session failed already, or is still in its handshake.
+    /// The sticky error if the session failed already, or is still in its handshake. After
+    /// `close_notify` it does nothing and returns `Ok(false)`: the peer has been told.
     pub fn abort(&mut self, alert: rustls::AlertDescription) -> Result<bool, Error> {
         self.check()?;
+        if self.close_notify_queued {
+            // The peer has been told already.
+            return Ok(false);
+        }
         if self.state == State::Handshaking {
             return Err(Error::config(
                 "the connection cannot be aborted with an alert during its handshake",
@@ -764,7 +772,7 @@ impl Session {
     /// Whether the session failed with ciphertext still queued for the peer: the alert that
     /// tells it why, behind what was queued before.
     pub(crate) fn has_farewell(&self) -> bool {
-        self.failure.is_some() && !self.outbox.is_empty()
+        self.failure.is_some() && (!self.outbox.is_empty() || self.in_flight > 0)
     }
 
     /// Moves the engine's ciphertext to the send queue; `answer` when it answers the peer's
