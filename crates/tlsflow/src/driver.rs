@@ -19,7 +19,8 @@ use std::io;
 use std::ops::DerefMut;
 use std::task::{ready, Context, Poll};
 
-use crate::session::{ReadOutcome, Session, MAX_FRAGMENT};
+use crate::session::{ReadOutcome, Session};
+use crate::wire::MAX_FRAGMENT;
 use crate::Error;
 
 /// A transport seen through one poll interface, whatever its I/O model. `Pending` means the

@@ -132,6 +132,39 @@ impl From<Error> for io::Error {
     }
 }
 
+impl From<rustls::Error> for Error {
+    /// Keeps rustls's explanation: a rejected certificate names what the verifier objected
+    /// to, a peer's alert is named as the specification names it.
+    fn from(err: rustls::Error) -> Error {
+        match err {
+            rustls::Error::InvalidCertificate(e) => Error::Certificate {
+                reason: describe_certificate_error(&e),
+            },
+            rustls::Error::NoCertificatesPresented => Error::Certificate {
+                reason: "the peer presented no certificate, but one is required".into(),
+            },
+            rustls::Error::AlertReceived(alert) => Error::PeerAlert {
+                alert: crate::wire::alert_name(u8::from(alert)),
+            },
+            rustls::Error::General(msg) => Error::config(msg),
+            other => Error::protocol(other.to_string()),
+        }
+    }
+}
+
+fn describe_certificate_error(err: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match err {
+        E::UnknownIssuer => "issued by an unknown certificate authority (UnknownIssuer)".into(),
+        E::Expired => "the certificate has expired (Expired)".into(),
+        E::NotValidYet => "the certificate is not valid yet (NotValidYet)".into(),
+        E::NotValidForName => {
+            "the certificate is not valid for this server name (NotValidForName)".into()
+        }
+        other => format!("{other}"),
+    }
+}
+
 impl From<io::Error> for Error {
     /// Wraps a transport error. An `io::Error` that already carries a tlsflow error is
     /// unwrapped instead of nested.

@@ -173,6 +173,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod buf;
 mod config;
 mod driver;
 pub mod engine;
@@ -186,6 +187,7 @@ mod self_signed;
 pub mod session;
 mod split;
 mod stream;
+mod wire;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -259,13 +259,13 @@ where
             )
             .into()));
         }
-        crate::session::buffers::grow(self.buf, space);
+        crate::buf::grow(self.buf, space);
         loop {
             match self.io.poll_read(cx, &mut self.buf[..space]) {
                 Poll::Pending => {
                     // Possibly idle for long: keep no buffers meanwhile, the sender's spent
                     // one included (unless the write half is using it).
-                    crate::session::buffers::give_back(std::mem::take(self.buf));
+                    crate::buf::give_back(std::mem::take(self.buf));
                     lock(&self.shared.session).release_idle_buffers();
                     if let Ok(mut sender) = self.shared.sender.try_lock() {
                         sender.in_flight.release();

@@ -286,7 +286,7 @@ impl ClientConfigBuilder {
         let provider = Arc::new(provider);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&self.versions)?)
-            .map_err(map_error)?;
+            .map_err(Error::from)?;
         let builder = if self.no_verify {
             builder
                 .dangerous()

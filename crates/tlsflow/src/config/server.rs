@@ -302,7 +302,7 @@ impl ServerConfigBuilder {
         let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&self.versions)?)
-            .map_err(map_error)?;
+            .map_err(Error::from)?;
         let wants_client_auth = !self.client_ca_files.is_empty()
             || !self.client_ca_certs.is_empty()
             || !self.extras.ca_dirs.is_empty();

@@ -16,7 +16,7 @@ mod tls13;
 pub use self::openssl::OpensslEngine;
 pub use self::rustls::RustlsEngine;
 
-pub use crate::session::Output;
+pub use crate::buf::Output;
 use crate::Error;
 
 /// The outcome of asking an engine for plaintext.

@@ -14,7 +14,7 @@ use openssl::ssl::{ErrorCode, NameType, ShutdownState, Ssl, SslContext, SslStrea
 use openssl::x509::X509VerifyResult;
 
 use super::{Engine, Output, PlainRead, ProtocolVersion};
-use crate::session::Inbox;
+use crate::buf::Inbox;
 use crate::Error;
 
 /// Where OpenSSL numbers the reasons that report a peer's alert (`SSL_AD_REASON_OFFSET`).
@@ -173,7 +173,7 @@ impl OpensslEngine {
         });
         if let Some(alert) = peer_alert {
             return Error::PeerAlert {
-                alert: super::rustls::alert_name(alert),
+                alert: crate::wire::alert_name(alert),
             };
         }
         let reasons: Vec<String> = err

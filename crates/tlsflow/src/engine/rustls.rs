@@ -22,7 +22,8 @@ use rustls::unbuffered::{
 };
 
 use super::{Engine, Output, PlainRead, ProtocolVersion};
-use crate::session::Inbox;
+use crate::buf::Inbox;
+use crate::wire::MAX_FRAGMENT;
 use crate::Error;
 
 /// While a handshake message may be in flight, the input buffer holds at least this much:
@@ -33,8 +34,6 @@ const HANDSHAKE_INPUT: usize = 72 * 1024;
 /// the explicit nonce of TLS 1.2), before rustls says exactly how much it needs.
 const RECORD_OVERHEAD: usize = 64;
 
-/// The largest plaintext of one record.
-const MAX_FRAGMENT: usize = 16 * 1024;
 
 enum Conn {
     Client(Box<UnbufferedClientConnection>),
@@ -147,7 +146,7 @@ impl RustlsEngine {
             config.enable_secret_extraction && ours(config.crypto_provider()),
             config.max_fragment_size,
         );
-        let conn = UnbufferedClientConnection::new(config, name).map_err(map_error)?;
+        let conn = UnbufferedClientConnection::new(config, name).map_err(Error::from)?;
         let mut engine = RustlsEngine::wrap(
             Conn::Client(Box::new(conn)),
             Some(server_name.to_owned()),
@@ -168,7 +167,7 @@ impl RustlsEngine {
             config.enable_secret_extraction && ours(config.crypto_provider()),
             config.max_fragment_size,
         );
-        let conn = UnbufferedServerConnection::new(config).map_err(map_error)?;
+        let conn = UnbufferedServerConnection::new(config).map_err(Error::from)?;
         Ok(RustlsEngine::wrap(
             Conn::Server(Box::new(conn)),
             None,
@@ -255,7 +254,7 @@ impl RustlsEngine {
                 return;
             }
         };
-        let traffic = handed.map_err(map_error).and_then(|(secrets, keys)| {
+        let traffic = handed.map_err(Error::from).and_then(|(secrets, keys)| {
             super::tls13::Traffic::new(keys, &secrets, self.max_record)
         });
         match traffic {
@@ -463,7 +462,7 @@ fn step<Data>(
     bufs: &mut Buffers,
     op: &mut Op<'_>,
 ) -> Result<Flow, Error> {
-    match state.map_err(map_error)? {
+    match state.map_err(Error::from)? {
         ConnectionState::ReadTraffic(mut traffic) => {
             let full = match op {
                 Op::Input => true,
@@ -479,7 +478,7 @@ fn step<Data>(
             }
             let mut split = false;
             while let Some(record) = traffic.next_record() {
-                let payload = record.map_err(map_error)?.payload;
+                let payload = record.map_err(Error::from)?.payload;
                 let direct = match op {
                     Op::Read(buf, filled) => {
                         let n = payload.len().min(buf.len() - *filled);
@@ -1058,79 +1057,6 @@ fn parse_sni(handshake: &[u8]) -> Option<String> {
     None
 }
 
-/// Maps a rustls error onto tlsflow's error type, keeping rustls's explanation.
-pub(crate) fn map_error(err: rustls::Error) -> Error {
-    match err {
-        rustls::Error::InvalidCertificate(e) => Error::Certificate {
-            reason: describe_certificate_error(&e),
-        },
-        rustls::Error::NoCertificatesPresented => Error::Certificate {
-            reason: "the peer presented no certificate, but one is required".into(),
-        },
-        rustls::Error::AlertReceived(alert) => Error::PeerAlert {
-            alert: alert_name(u8::from(alert)),
-        },
-        rustls::Error::General(msg) => Error::config(msg),
-        other => Error::protocol(other.to_string()),
-    }
-}
-
-fn describe_certificate_error(err: &rustls::CertificateError) -> String {
-    use rustls::CertificateError as E;
-    match err {
-        E::UnknownIssuer => "issued by an unknown certificate authority (UnknownIssuer)".into(),
-        E::Expired => "the certificate has expired (Expired)".into(),
-        E::NotValidYet => "the certificate is not valid yet (NotValidYet)".into(),
-        E::NotValidForName => {
-            "the certificate is not valid for this server name (NotValidForName)".into()
-        }
-        other => format!("{other}"),
-    }
-}
-
-/// The name the TLS specifications (RFC 8446 and the IANA registry) give an alert.
-pub(super) fn alert_name(code: u8) -> String {
-    let name = match code {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        21 => "decryption_failed",
-        22 => "record_overflow",
-        30 => "decompression_failure",
-        40 => "handshake_failure",
-        41 => "no_certificate",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        60 => "export_restriction",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        90 => "user_canceled",
-        100 => "no_renegotiation",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        111 => "certificate_unobtainable",
-        112 => "unrecognized_name",
-        113 => "bad_certificate_status_response",
-        114 => "bad_certificate_hash_value",
-        115 => "unknown_psk_identity",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        121 => "ech_required",
-        other => return format!("alert {other}"),
-    };
-    name.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1163,15 +1089,5 @@ mod tests {
             junk[i] = rng.below(256) as u8;
             let _ = client_hello_sni(&junk);
         }
-    }
-
-    #[test]
-    fn alert_names_follow_the_specification() {
-        assert_eq!(alert_name(40), "handshake_failure");
-        assert_eq!(alert_name(48), "unknown_ca");
-        assert_eq!(alert_name(112), "unrecognized_name");
-        assert_eq!(alert_name(200), "alert 200");
-        let rustls_name = u8::from(rustls::AlertDescription::UnknownPSKIdentity);
-        assert_eq!(alert_name(rustls_name), "unknown_psk_identity");
     }
 }

@@ -20,15 +20,15 @@ use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ConnectionTrafficSecrets, ExtractedSecrets, SupportedCipherSuite};
 
-use super::rustls::alert_name;
 use super::Output;
-use crate::session::Inbox;
+use crate::buf::Inbox;
+use crate::wire::{alert_name, MAX_FRAGMENT};
 use crate::Error;
 
 const HEADER: usize = 5;
 const TAG: usize = 16;
 /// The largest plaintext of one record.
-const MAX_PLAINTEXT: usize = 1 << 14;
+const MAX_PLAINTEXT: usize = MAX_FRAGMENT;
 /// The largest encrypted record body (RFC 8446, 5.2).
 const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 256;
 /// Records with a body at most this long are opened as soon as they arrive: alerts, key

@@ -1,18 +1,11 @@
 //! The sans-I/O session core: connection state, byte accounting and bounded buffers.
 
-pub(crate) mod buffers;
-
-pub(crate) use self::buffers::Inbox;
-pub use self::buffers::Output;
+pub use crate::buf::Output;
+pub use crate::wire::MAX_RECORD_WIRE_SIZE;
+use crate::wire::MAX_FRAGMENT;
 use crate::engine::{Engine, PlainRead, ProtocolVersion};
 use crate::Error;
 
-/// The size of one full TLS record on the wire: 16 KiB of plaintext plus the largest
-/// overhead a record may carry.
-pub const MAX_RECORD_WIRE_SIZE: usize = MAX_FRAGMENT + 2048 + 5;
-
-/// The largest plaintext of one record.
-pub(crate) const MAX_FRAGMENT: usize = 16 * 1024;
 
 /// Upper bounds on what a [`Session`] buffers in each direction.
 ///

@@ -1,4 +1,6 @@
-//! The session's two byte queues: ciphertext to send, ciphertext received.
+//! The byte queues the session and the engines share: ciphertext to send ([`Output`]),
+//! ciphertext received ([`Inbox`]). They live below both, so that engines need nothing of
+//! the session.
 //!
 //! Connections give their buffers back when they go idle. Freed buffers wait in a small
 //! per-thread pool, so a busy connection that goes idle between bursts gets a buffer back
