@@ -335,46 +335,12 @@ fn command_line() -> String {
     words.join(" ")
 }
 
-/// `4096`, `500KB`, `64MiB`, `1GiB`, `1.5GB`: decimal units are powers of 1000, binary
-/// units (`KiB`, `MiB`, `GiB`) powers of 1024.
+/// `4096`, `500KB`, `64M`, `64MiB`, `1GiB`, `1.5GB`: decimal units (and bare `K`, `M`,
+/// `G`) are powers of 1000, binary units (`KiB`, `MiB`, `GiB`) powers of 1024, as in the
+/// `tlsflow` command (both through the `parse-size` crate).
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let unit = unit.trim();
-    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "k" => 1000,
-        "mb" | "m" => 1000 * 1000,
-        "gb" | "g" => 1000 * 1000 * 1000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use B, KB, MB, GB, KiB, MiB or GiB"
-            ))
-        }
-    };
-    if number.is_empty() {
-        return Err(format!("{text:?} has no number"));
-    }
-    let bytes = if number.contains('.') {
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("{number:?} is not a number"))?;
-        (value * factor as f64).round() as u64
-    } else {
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("{number:?} is not a number"))?;
-        value
-            .checked_mul(factor)
-            .ok_or_else(|| format!("{text:?} is too large"))?
-    };
-    Ok(bytes)
+    parse_size::parse_size(text.trim())
+        .map_err(|e| format!("invalid size {text:?}: {e} (use e.g. 64MiB, 500KB or 1GiB)"))
 }
 
 #[cfg(test)]
@@ -429,6 +395,7 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("500KB"), Ok(500_000));
         assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("64M"), Ok(64_000_000));
         assert!(parse_size("12 parsecs").is_err());
         assert!(parse_size("MiB").is_err());
     }

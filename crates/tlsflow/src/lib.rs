@@ -187,9 +187,9 @@ mod self_signed;
 pub mod session;
 mod split;
 mod stream;
-mod wire;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wire;
 
 pub use config::{
     load_certs, load_private_key, parse_certs, parse_private_key, ClientConfig,

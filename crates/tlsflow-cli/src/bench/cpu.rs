@@ -1,7 +1,10 @@
-//! CPU time of this process (both ends of the benchmark run in it), from `/proc/self/stat`
-//! so no unsafe `getrusage` call is needed.
+//! CPU time of this process (both ends of the benchmark run in it), from `getrusage`, as
+//! `tlsflow-bench` measures it.
 
 use std::time::Duration;
+
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::{TimeVal, TimeValLike};
 
 /// User and system CPU time consumed so far by all threads of the process.
 #[derive(Debug, Clone, Copy)]
@@ -24,29 +27,17 @@ impl CpuTime {
     }
 }
 
-/// Linux reports these times in clock ticks of `USER_HZ`, which is 100 on every
-/// architecture Linux supports today.
-const TICKS_PER_SECOND: u64 = 100;
-
-/// The process's CPU time, or `None` where `/proc` is not available.
+/// The process's CPU time, or `None` where the kernel will not say.
 pub(crate) fn process_cpu_time() -> Option<CpuTime> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    parse_stat(&stat)
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    Some(CpuTime {
+        user: duration(usage.user_time()),
+        system: duration(usage.system_time()),
+    })
 }
 
-fn parse_stat(stat: &str) -> Option<CpuTime> {
-    // The command name (field 2) may contain spaces and parentheses: skip past its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields after the name start at field 3 (state); utime is field 14, stime field 15.
-    let ticks = |index: usize| -> Option<Duration> {
-        let value: u64 = fields.get(index)?.parse().ok()?;
-        Some(Duration::from_millis(value * 1000 / TICKS_PER_SECOND))
-    };
-    Some(CpuTime {
-        user: ticks(11)?,
-        system: ticks(12)?,
-    })
+fn duration(time: TimeVal) -> Duration {
+    Duration::from_micros(u64::try_from(time.num_microseconds()).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -54,11 +45,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_proc_stat() {
-        let line = "4242 (tls (flow)) R 1 2 3 4 5 6 7 8 9 10 250 75 0 0 20 0 3 0";
-        let cpu = parse_stat(line).unwrap();
-        assert_eq!(cpu.user, Duration::from_millis(2500));
-        assert_eq!(cpu.system, Duration::from_millis(750));
-        assert!(parse_stat("garbage").is_none());
+    fn cpu_time_grows_with_work() {
+        let before = process_cpu_time().unwrap();
+        let mut x = 1u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        }
+        assert_ne!(x, 0);
+        let spent = process_cpu_time().unwrap().since(before);
+        assert!(spent.total() >= Duration::from_millis(20), "{spent:?}");
     }
 }

@@ -34,7 +34,6 @@ const HANDSHAKE_INPUT: usize = 72 * 1024;
 /// the explicit nonce of TLS 1.2), before rustls says exactly how much it needs.
 const RECORD_OVERHEAD: usize = 64;
 
-
 enum Conn {
     Client(Box<UnbufferedClientConnection>),
     Server(Box<UnbufferedServerConnection>),

@@ -1,11 +1,10 @@
 //! The sans-I/O session core: connection state, byte accounting and bounded buffers.
 
 pub use crate::buf::Output;
-pub use crate::wire::MAX_RECORD_WIRE_SIZE;
-use crate::wire::MAX_FRAGMENT;
 use crate::engine::{Engine, PlainRead, ProtocolVersion};
+use crate::wire::MAX_FRAGMENT;
+pub use crate::wire::MAX_RECORD_WIRE_SIZE;
 use crate::Error;
-
 
 /// Upper bounds on what a [`Session`] buffers in each direction.
 ///
