@@ -279,7 +279,9 @@ fn huge_sni_hello() -> Vec<u8> {
 /// a SHA-256 line, which would claim the data arrived whole.
 #[test]
 fn a_reset_sink_transfer_is_an_error_not_a_digest() {
-    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--sink"]);
+    // `-v` logs each finished handshake: the reset must come after it, in the transfer,
+    // not while the server still waits for the client's Finished.
+    let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--sink", "-v"]);
     let addr = server_addr(&server);
     let config = tlsflow::ClientConfig::builder()
         .dangerous_disable_verification()
@@ -292,14 +294,17 @@ fn a_reset_sink_transfer_is_an_error_not_a_digest() {
         .unwrap();
     tls.write_all(&vec![9u8; 1 << 20]).unwrap();
     tls.flush().unwrap();
+    let peer = local.to_string();
+    server.proc.wait_for_stderr("the handshake line", |line| {
+        (line.contains(&peer) && line.contains("TLSv1.3")).then_some(())
+    });
     socket2::SockRef::from(&tcp)
         .set_linger(Some(Duration::ZERO))
         .unwrap();
     drop(tls);
     drop(tcp);
-    let peer = local.to_string();
     let line = server.proc.wait_for_stderr("the error line", |line| {
-        line.contains(&peer).then(|| line.to_owned())
+        (line.contains(&peer) && line.contains("WARN")).then(|| line.to_owned())
     });
     assert!(line.contains("receiving failed"), "{line}");
     assert!(
