@@ -15,13 +15,18 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, Server};
 
+/// A client that skips verification: the server's certificate is generated at start.
+fn insecure_client() -> tlsflow::ClientConfig {
+    tlsflow::ClientConfig::builder()
+        .dangerous_disable_verification()
+        .build()
+        .unwrap()
+}
+
 /// A legitimate client: a full handshake, then 1 MiB echoed back, checked. Returns how long
 /// it took.
 fn legitimate_client(addr: SocketAddr) -> Duration {
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     let started = Instant::now();
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -47,10 +52,7 @@ fn legitimate_client(addr: SocketAddr) -> Duration {
 
 /// The first flight of a real client: what a byte-a-second attacker drips.
 fn client_hello() -> Vec<u8> {
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     config
         .session("localhost")
         .unwrap()
@@ -152,8 +154,13 @@ fn cpu(server: &Proc) -> Duration {
         .split_whitespace()
         .collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // Linux reports CPU time in clock ticks of 1/100 s on every architecture it runs on.
-    Duration::from_millis(ticks * 10)
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|hz| u64::try_from(hz).ok())
+        .filter(|&hz| hz > 0)
+        .expect("the clock tick rate");
+    Duration::from_micros(ticks * 1_000_000 / per_second)
 }
 
 fn server_addr(server: &Server) -> SocketAddr {
@@ -283,10 +290,7 @@ fn a_reset_sink_transfer_is_an_error_not_a_digest() {
     // not while the server still waits for the client's Finished.
     let mut server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--sink", "-v"]);
     let addr = server_addr(&server);
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     let tcp = TcpStream::connect(addr).unwrap();
     let local = tcp.local_addr().unwrap();
     let mut tls = config
@@ -322,10 +326,7 @@ fn an_echo_client_that_never_reads_cannot_grow_the_server() {
     let addr = server_addr(&server);
     legitimate_client(addr);
     let before = rss(&server.proc);
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut tls = config.connect("localhost", tcp).unwrap();
@@ -403,10 +404,7 @@ fn max_connections_holds_and_releases() {
         "2",
     ]);
     let addr = server_addr(&server);
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     let established: Vec<_> = (0..2)
         .map(|_| {
             let mut tls = config
@@ -482,10 +480,7 @@ fn five_thousand_idle_connections() {
     legitimate_client(addr);
     thread::sleep(Duration::from_millis(300));
     let before = rss(&server.proc);
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     let started = Instant::now();
     let connections: Vec<_> = thread::scope(|s| {
         let workers: Vec<_> = (0..4)
@@ -558,10 +553,7 @@ fn idle_established_connections_are_closed() {
         "500ms",
     ]);
     let addr = server_addr(&server);
-    let config = tlsflow::ClientConfig::builder()
-        .dangerous_disable_verification()
-        .build()
-        .unwrap();
+    let config = insecure_client();
     let connect = || {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

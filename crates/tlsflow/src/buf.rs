@@ -58,44 +58,83 @@ pub(crate) fn give_back(buf: Vec<u8>) {
     });
 }
 
-/// Ciphertext queued for the transport, in order. Sessions own one; engines append to it.
-///
-/// Only the counts the transport reports remove bytes from the front. The buffer keeps its
-/// initialized length between uses, so sealing into it costs no zeroing.
+/// Bytes queued in a buffer: `buf[start..end]`. What [`Output`] and [`Inbox`] share.
 #[derive(Debug, Default)]
-pub struct Output {
+struct Queue {
     buf: Vec<u8>,
     start: usize,
     end: usize,
 }
 
+impl Queue {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Removes `n` bytes from the front.
+    fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Moves the queued bytes to the front of the buffer.
+    fn compact(&mut self) {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+    }
+
+    /// Gives the buffer back (to the thread's pool) when nothing is queued.
+    fn release(&mut self) {
+        if self.len() == 0 {
+            give_back(std::mem::take(&mut self.buf));
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+/// Ciphertext queued for the transport, in order. Sessions own one; engines append to it.
+///
+/// Only the counts the transport reports remove bytes from the front. The buffer keeps its
+/// initialized length between uses, so sealing into it costs no zeroing.
+#[derive(Debug, Default)]
+pub struct Output(Queue);
+
 impl Output {
     /// The queued bytes.
     pub fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.0.data()
     }
 
     /// How many bytes are queued.
     pub fn len(&self) -> usize {
-        self.end - self.start
+        self.0.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.end == self.start
+        self.0.len() == 0
     }
 
     /// Room for at least `min` more bytes after the queued ones. Write into a prefix of it,
     /// then [`commit`](Self::commit) how much was written.
     pub fn spare(&mut self, min: usize) -> &mut [u8] {
-        if self.start > 0 && (self.start == self.end || self.end + min > self.buf.len()) {
+        let q = &mut self.0;
+        if q.start > 0 && (q.start == q.end || q.end + min > q.buf.len()) {
             // Drop the sent front instead of growing.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+            q.compact();
         }
-        grow(&mut self.buf, self.end + min);
-        &mut self.buf[self.end..]
+        grow(&mut q.buf, q.end + min);
+        &mut q.buf[q.end..]
     }
 
     /// Queues the first `n` bytes of the last [`spare`](Self::spare).
@@ -104,11 +143,12 @@ impl Output {
     ///
     /// If `n` exceeds that space.
     pub fn commit(&mut self, n: usize) {
+        let q = &mut self.0;
         assert!(
-            self.end + n <= self.buf.len(),
+            q.end + n <= q.buf.len(),
             "committed more than the space given"
         );
-        self.end += n;
+        q.end += n;
     }
 
     /// Queues a copy of `data`.
@@ -119,17 +159,12 @@ impl Output {
 
     /// Bytes allocated.
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.0.buf.capacity()
     }
 
     /// Removes `n` sent bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
-        debug_assert!(n <= self.len());
-        self.start += n.min(self.len());
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.0.consume(n);
     }
 
     /// Drops everything, and the buffer with it.
@@ -139,76 +174,61 @@ impl Output {
 
     /// Gives the buffer back (to the thread's pool) when nothing is queued.
     pub(crate) fn release(&mut self) {
-        if self.is_empty() {
-            give_back(std::mem::take(&mut self.buf));
-            self.start = 0;
-            self.end = 0;
-        }
+        self.0.release();
     }
 }
 
 /// Ciphertext read from the transport and not yet processed by the engine. Engines own one:
 /// they decrypt records in place in it.
 #[derive(Debug, Default)]
-pub(crate) struct Inbox {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
+pub(crate) struct Inbox(Queue);
 
 impl Inbox {
     pub(crate) fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.0.data()
     }
 
     pub(crate) fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.start..self.end]
+        let q = &mut self.0;
+        &mut q.buf[q.start..q.end]
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.end - self.start
+        self.0.len()
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
-        debug_assert!(n <= self.len());
-        self.start += n.min(self.len());
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.0.consume(n);
     }
 
     /// Room to read into, so that at most `capacity` bytes are buffered. The buffer is
     /// allocated here, on first use after [`release`](Self::release).
     pub(crate) fn spare(&mut self, capacity: usize) -> &mut [u8] {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        let q = &mut self.0;
+        if q.start > 0 {
+            q.compact();
         }
-        grow(&mut self.buf, capacity);
-        let top = capacity.max(self.end);
-        &mut self.buf[self.end..top]
+        grow(&mut q.buf, capacity);
+        let top = capacity.max(q.end);
+        &mut q.buf[q.end..top]
     }
 
     /// Whether `n` more bytes fit in the buffer last handed out by `spare`.
     pub(crate) fn can_fill(&self, n: usize) -> bool {
-        self.end + n <= self.buf.len()
+        self.0.end + n <= self.0.buf.len()
     }
 
     pub(crate) fn filled(&mut self, n: usize) {
-        self.end += n;
+        self.0.end += n;
     }
 
     /// Bytes allocated.
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.capacity()
+        self.0.buf.capacity()
     }
 
     /// Frees the buffer when it holds nothing (an idle connection keeps no receive buffer).
     pub(crate) fn release(&mut self) {
-        if self.len() == 0 {
-            give_back(std::mem::take(&mut self.buf));
-        }
+        self.0.release();
     }
 }

@@ -148,12 +148,16 @@ enum Driver {
     FuturesReadHalf,
 }
 
-/// A tlsflow server on `engine` read through `driver`, and the crafted peer connected to
-/// it as a client.
-fn against_server_with(engine: EngineKind, driver: Driver) -> (CraftedPeer, Tlsflow) {
+/// A TLS 1.3 tlsflow server config on `engine` with `limits`, and a client config (for the
+/// crafted peer) that trusts its certificate.
+fn server_configs(
+    engine: EngineKind,
+    limits: Limits,
+) -> (tlsflow::ServerConfig, tlsflow::ClientConfig) {
     let cert = SelfSigned::generate(&["localhost"]).unwrap();
     let server = tlsflow::ServerConfig::builder()
         .self_signed(&cert)
+        .limits(limits)
         .versions(&[ProtocolVersion::Tls13])
         .engine(engine)
         .build()
@@ -162,6 +166,13 @@ fn against_server_with(engine: EngineKind, driver: Driver) -> (CraftedPeer, Tlsf
         .ca_certificate(cert.cert_der())
         .build()
         .unwrap();
+    (server, client)
+}
+
+/// A tlsflow server on `engine` read through `driver`, and the crafted peer connected to
+/// it as a client.
+fn against_server_with(engine: EngineKind, driver: Driver) -> (CraftedPeer, Tlsflow) {
+    let (server, client) = server_configs(engine, Limits::default());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, outcome) = mpsc::channel();
@@ -223,17 +234,7 @@ fn against_server_with(engine: EngineKind, driver: Driver) -> (CraftedPeer, Tlsf
 
 /// A tlsflow server on `engine` and the crafted peer connected to it as a client.
 fn against_server(engine: EngineKind) -> (CraftedPeer, Tlsflow) {
-    let cert = SelfSigned::generate(&["localhost"]).unwrap();
-    let server = tlsflow::ServerConfig::builder()
-        .self_signed(&cert)
-        .versions(&[ProtocolVersion::Tls13])
-        .engine(engine)
-        .build()
-        .unwrap();
-    let client = tlsflow::ClientConfig::builder()
-        .ca_certificate(cert.cert_der())
-        .build()
-        .unwrap();
+    let (server, client) = server_configs(engine, Limits::default());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let side = Tlsflow::spawn(move || {
@@ -658,6 +659,95 @@ fn data_after_close_notify_is_ignored() {
     assert_eq!(read, [b"before".to_vec(), b"before".to_vec()]);
 }
 
+/// Key update requests, data, `close_notify` and the end of the TCP stream, all in one
+/// burst, through every driver: the end of the transport counts only once every byte
+/// before it was read, even when the engine stops reading to answer the requests (the
+/// OpenSSL engine does) and the driver reads the transport meanwhile.
+#[test]
+fn the_end_of_the_stream_waits_for_the_records_before_it() {
+    type Role = fn(EngineKind) -> (CraftedPeer, Tlsflow);
+    let roles: [(&str, Role); 6] = [
+        ("std", against_server),
+        ("std read half", |e| {
+            against_server_with(e, Driver::StdReadHalf)
+        }),
+        ("tokio", |e| against_server_with(e, Driver::Tokio)),
+        ("tokio read half", |e| {
+            against_server_with(e, Driver::TokioReadHalf)
+        }),
+        ("futures-io", |e| against_server_with(e, Driver::Futures)),
+        ("futures-io read half", |e| {
+            against_server_with(e, Driver::FuturesReadHalf)
+        }),
+    ];
+    for (driver, role) in roles {
+        let read = case(
+            &format!("key update requests, data, close_notify, FIN; {driver}"),
+            role,
+            |p| {
+                let mut burst = Vec::new();
+                // 31 requests at a time, then an empty data record: more in a row are
+                // refused.
+                for _ in 0..10 {
+                    for _ in 0..31 {
+                        burst.extend_from_slice(&p.seal(HANDSHAKE, &key_update(1), 0));
+                        p.next_sending_key();
+                    }
+                    burst.extend_from_slice(&p.seal(APPLICATION_DATA, &[], 0));
+                }
+                burst.extend_from_slice(&p.seal(APPLICATION_DATA, b"after the requests", 0));
+                burst.extend_from_slice(&p.seal(ALERT, &[WARNING, CLOSE_NOTIFY], 0));
+                p.send(&burst).unwrap();
+                p.finish();
+            },
+            CLEAN,
+            CLEAN,
+        );
+        let expected = b"after the requests".to_vec();
+        assert_eq!(read, [expected.clone(), expected], "{driver}");
+    }
+}
+
+/// The same burst given to a [`tlsflow::Session`] directly, with the end of the transport
+/// reported before the first read, as a sans-I/O caller may: every record before the end
+/// is read (the OpenSSL engine stops after each answer with input left, which is not a
+/// truncation), and the stream ends cleanly.
+#[test]
+fn the_end_of_the_transport_reported_early_still_waits_for_the_records() {
+    for engine in ENGINES {
+        let (mut peer, stream) = established(engine, Limits::default());
+        let (_, mut session) = stream.into_parts();
+        let mut burst = Vec::new();
+        for _ in 0..3 {
+            for _ in 0..31 {
+                burst.extend_from_slice(&peer.seal(HANDSHAKE, &key_update(1), 0));
+                peer.next_sending_key();
+            }
+            burst.extend_from_slice(&peer.seal(APPLICATION_DATA, b"data", 0));
+        }
+        burst.extend_from_slice(&peer.seal(ALERT, &[WARNING, CLOSE_NOTIFY], 0));
+        let space = session.input_buffer();
+        assert!(space.len() >= burst.len(), "{engine}: room for the burst");
+        space[..burst.len()].copy_from_slice(&burst);
+        session.input_received(burst.len()).unwrap();
+        session.input_received(0).unwrap();
+        let mut read = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let outcome = session.read_plaintext(&mut buf);
+            // The answers leave as soon as they are queued.
+            let sent = session.pending_output().len();
+            session.output_sent(sent);
+            match outcome {
+                Ok(tlsflow::session::ReadOutcome::Data(n)) => read.extend_from_slice(&buf[..n]),
+                Ok(tlsflow::session::ReadOutcome::Closed) => break,
+                other => panic!("{engine}: {other:?} after {read:?}"),
+            }
+        }
+        assert_eq!(read, b"datadatadata", "{engine}");
+    }
+}
+
 /// The peer's fatal alert is reported as such, by its RFC name (or number, for one no RFC
 /// names), and not answered.
 #[test]
@@ -822,18 +912,7 @@ fn a_key_update_flood_from_a_peer_that_never_reads_stays_bounded() {
 
 /// A tlsflow server on `engine` after its handshake with the crafted peer.
 fn established(engine: EngineKind, limits: Limits) -> (CraftedPeer, tlsflow::TlsStream<TcpStream>) {
-    let cert = SelfSigned::generate(&["localhost"]).unwrap();
-    let server = tlsflow::ServerConfig::builder()
-        .self_signed(&cert)
-        .limits(limits)
-        .versions(&[ProtocolVersion::Tls13])
-        .engine(engine)
-        .build()
-        .unwrap();
-    let client = tlsflow::ClientConfig::builder()
-        .ca_certificate(cert.cert_der())
-        .build()
-        .unwrap();
+    let (server, client) = server_configs(engine, limits);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let serving = thread::spawn(move || {
@@ -878,17 +957,7 @@ fn alerts_leave_through_every_driver() {
 #[test]
 fn an_aborted_connection_tells_the_peer() {
     for engine in ENGINES {
-        let cert = SelfSigned::generate(&["localhost"]).unwrap();
-        let server = tlsflow::ServerConfig::builder()
-            .self_signed(&cert)
-            .versions(&[ProtocolVersion::Tls13])
-            .engine(engine)
-            .build()
-            .unwrap();
-        let client = tlsflow::ClientConfig::builder()
-            .ca_certificate(cert.cert_der())
-            .build()
-            .unwrap();
+        let (server, client) = server_configs(engine, Limits::default());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let serving = thread::spawn(move || {

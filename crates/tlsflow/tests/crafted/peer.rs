@@ -257,6 +257,13 @@ impl CraftedPeer {
         self.tcp.write_all(bytes)
     }
 
+    /// Ends the peer's side of the TCP stream (a FIN after what was sent).
+    pub(crate) fn finish(&mut self) {
+        self.tcp
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shut down the write side");
+    }
+
     /// Seals and sends one record.
     pub(crate) fn send_record(&mut self, kind: u8, content: &[u8]) {
         let record = self.seal(kind, content, 0);
