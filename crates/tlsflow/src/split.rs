@@ -155,6 +155,11 @@ where
                 let mut session = lock(&shared.session);
                 session.take_output(&mut sender.in_flight);
                 if sender.in_flight.is_empty() {
+                    // All sent: the connection may now wait idle for long (a write half is
+                    // not told when its peer goes quiet), so keep no send buffer. A busy
+                    // writer gets it back from the thread's pool with its next record.
+                    sender.in_flight.release();
+                    session.release_send_buffer();
                     break Poll::Ready(Ok(()));
                 }
             }

@@ -108,6 +108,15 @@ fn a_std_stream_and_its_halves_hold_nothing_when_idle() {
         assert_eq!(err.kind(), ErrorKind::WouldBlock);
         assert_eq!(reader.buffer_capacity(), 0, "an idle read half");
         assert_eq!(writer.buffer_capacity(), 0, "an idle write half");
+        // A write while the read half waits (as a relay answers): once it has left, the
+        // halves hold nothing, though the read half has not looked since.
+        writer.write_all(b"an answer").unwrap();
+        while let Err(e) = writer.flush() {
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+            thread::yield_now();
+        }
+        assert_eq!(reader.buffer_capacity(), 0, "a read half after a write");
+        assert_eq!(writer.buffer_capacity(), 0, "a write half after a write");
     }
 }
 
@@ -173,6 +182,18 @@ fn tokio_streams_and_halves_hold_nothing_when_idle() {
             assert!(poll_once(reader.read(&mut buf)).is_pending());
             assert_eq!(reader.buffer_capacity(), 0, "an idle tokio read half");
             assert_eq!(writer.buffer_capacity(), 0, "an idle tokio write half");
+            writer.write_all(b"an answer").await.unwrap();
+            writer.flush().await.unwrap();
+            assert_eq!(
+                reader.buffer_capacity(),
+                0,
+                "a tokio read half after a write"
+            );
+            assert_eq!(
+                writer.buffer_capacity(),
+                0,
+                "a tokio write half after a write"
+            );
         });
     }
 }
@@ -213,6 +234,18 @@ fn futures_io_halves_hold_nothing_when_idle() {
             assert!(poll_once(reader.read(&mut buf)).is_pending());
             assert_eq!(reader.buffer_capacity(), 0, "an idle futures-io read half");
             assert_eq!(writer.buffer_capacity(), 0, "an idle futures-io write half");
+            writer.write_all(b"an answer").await.unwrap();
+            writer.flush().await.unwrap();
+            assert_eq!(
+                reader.buffer_capacity(),
+                0,
+                "a futures-io read half after a write"
+            );
+            assert_eq!(
+                writer.buffer_capacity(),
+                0,
+                "a futures-io write half after a write"
+            );
         });
     }
 }

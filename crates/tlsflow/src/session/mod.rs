@@ -525,10 +525,15 @@ impl Session {
     /// Frees the buffers that hold nothing, for a connection about to wait idle: its memory
     /// then shrinks to the TLS state alone. Drivers call this when the transport has no input.
     pub fn release_idle_buffers(&mut self) {
+        self.release_send_buffer();
+        self.engine.release_buffers();
+    }
+
+    /// Frees the send queue's buffer when nothing is queued or in flight.
+    pub(crate) fn release_send_buffer(&mut self) {
         if self.in_flight == 0 {
             self.outbox.release();
         }
-        self.engine.release_buffers();
     }
 
     /// Copies received plaintext into `buf`.
