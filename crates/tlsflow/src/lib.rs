@@ -179,6 +179,8 @@ mod driver;
 pub mod engine;
 mod error;
 mod halves;
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+mod io_async;
 #[cfg(feature = "futures-io")]
 mod io_futures;
 #[cfg(feature = "tokio")]

@@ -8,6 +8,41 @@ pub(crate) const MAX_FRAGMENT: usize = 1 << 14;
 /// overhead a record may carry.
 pub const MAX_RECORD_WIRE_SIZE: usize = MAX_FRAGMENT + 2048 + 5;
 
+/// The size of a record header: content type, version, length.
+pub(crate) const RECORD_HEADER: usize = 5;
+
+/// Record content types (RFC 8446, 5.1), as rustls's `ContentType` numbers them.
+#[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
+pub(crate) mod content {
+    pub(crate) const CHANGE_CIPHER_SPEC: u8 = 20;
+    pub(crate) const ALERT: u8 = 21;
+    pub(crate) const HANDSHAKE: u8 = 22;
+    pub(crate) const APPLICATION_DATA: u8 = 23;
+}
+
+/// Handshake message types (RFC 8446, 4), as rustls's `HandshakeType` numbers them.
+#[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
+pub(crate) mod handshake {
+    pub(crate) const NEW_SESSION_TICKET: u8 = 4;
+    pub(crate) const KEY_UPDATE: u8 = 24;
+}
+
+/// Alert levels and descriptions (RFC 8446, 6), as rustls's `AlertDescription` numbers
+/// the descriptions.
+#[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
+pub(crate) mod alert {
+    pub(crate) const WARNING: u8 = 1;
+    pub(crate) const FATAL: u8 = 2;
+    pub(crate) const CLOSE_NOTIFY: u8 = 0;
+    pub(crate) const UNEXPECTED_MESSAGE: u8 = 10;
+    pub(crate) const BAD_RECORD_MAC: u8 = 20;
+    pub(crate) const RECORD_OVERFLOW: u8 = 22;
+    pub(crate) const ILLEGAL_PARAMETER: u8 = 47;
+    pub(crate) const DECODE_ERROR: u8 = 50;
+    pub(crate) const INTERNAL_ERROR: u8 = 80;
+    pub(crate) const USER_CANCELED: u8 = 90;
+}
+
 /// The name the TLS specifications (RFC 8446 and the IANA registry) give an alert, by its
 /// code: `handshake_failure`, `unknown_ca`, or `alert 200` for one no specification names.
 pub(crate) fn alert_name(code: u8) -> String {
@@ -56,6 +91,30 @@ pub(crate) fn alert_name(code: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The codes named here are rustls's: one numbering for the whole crate.
+    #[test]
+    fn codes_are_rustls_codes() {
+        use rustls::{AlertDescription as A, ContentType as C, HandshakeType as H};
+        assert_eq!(content::CHANGE_CIPHER_SPEC, u8::from(C::ChangeCipherSpec));
+        assert_eq!(content::ALERT, u8::from(C::Alert));
+        assert_eq!(content::HANDSHAKE, u8::from(C::Handshake));
+        assert_eq!(content::APPLICATION_DATA, u8::from(C::ApplicationData));
+        assert_eq!(handshake::NEW_SESSION_TICKET, u8::from(H::NewSessionTicket));
+        assert_eq!(handshake::KEY_UPDATE, u8::from(H::KeyUpdate));
+        for (code, name) in [
+            (alert::CLOSE_NOTIFY, A::CloseNotify),
+            (alert::UNEXPECTED_MESSAGE, A::UnexpectedMessage),
+            (alert::BAD_RECORD_MAC, A::BadRecordMac),
+            (alert::RECORD_OVERFLOW, A::RecordOverflow),
+            (alert::ILLEGAL_PARAMETER, A::IllegalParameter),
+            (alert::DECODE_ERROR, A::DecodeError),
+            (alert::INTERNAL_ERROR, A::InternalError),
+            (alert::USER_CANCELED, A::UserCanceled),
+        ] {
+            assert_eq!(code, u8::from(name), "{name:?}");
+        }
+    }
 
     #[test]
     fn alert_names_follow_the_specification() {

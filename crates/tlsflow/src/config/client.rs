@@ -121,17 +121,14 @@ pub struct ClientConfigBuilder {
     pub(crate) ca_certs: Vec<CertificateDer<'static>>,
     pub(crate) system_roots: bool,
     pub(crate) identity: Option<Identity>,
-    pub(crate) alpn: Vec<Vec<u8>>,
-    pub(crate) versions: Vec<ProtocolVersion>,
-    pub(crate) limits: Limits,
-    pub(crate) provider: Option<Arc<CryptoProvider>>,
     pub(crate) no_verify: bool,
-    pub(crate) engine: EngineKind,
-    pub(crate) extras: Extras,
+    pub(crate) common: Common,
     pub(crate) verify_callback: Option<VerifyCallback>,
 }
 
 impl ClientConfigBuilder {
+    common_setters!();
+
     /// Trusts the certificates in a PEM file (may be given several times). When any trust
     /// anchor is given, system roots are not used unless [`system_roots`](Self::system_roots)
     /// is also called.
@@ -171,53 +168,6 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Offers these ALPN protocols, in order of preference.
-    pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
-        self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
-        self
-    }
-
-    /// Allows only these protocol versions (default: TLS 1.3 and TLS 1.2).
-    pub fn versions(mut self, versions: &[ProtocolVersion]) -> Self {
-        self.versions = versions.to_vec();
-        self
-    }
-
-    /// Sets the buffer limits of each session.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Uses this rustls crypto provider instead of the one chosen by features. Its suites
-    /// seal and open every record of the connection: tlsflow's own record layer takes over
-    /// after the handshake only for suites of rustls's aws-lc-rs provider.
-    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
-        self.provider = Some(provider);
-        self
-    }
-
-    /// The password of a password-protected (encrypted PKCS#8 PEM) private key given by
-    /// file. Decrypting needs the `openssl` feature, on either engine.
-    pub fn key_password(mut self, password: impl Into<String>) -> Self {
-        self.extras.key_password = Some(password.into());
-        self
-    }
-
-    /// Allows only these cipher suites, by IANA name (`TLS_AES_128_GCM_SHA256`,
-    /// `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`, ...), for both TLS 1.3 and TLS 1.2.
-    pub fn cipher_suites<S: AsRef<str>>(mut self, names: &[S]) -> Self {
-        self.extras.cipher_suites = names.iter().map(|n| n.as_ref().to_owned()).collect();
-        self
-    }
-
-    /// Limits the length of the peer's certificate chain (OpenSSL's verify depth: the
-    /// number of intermediates allowed). OpenSSL engine only; rustls refuses it at build.
-    pub fn verify_depth(mut self, depth: u32) -> Self {
-        self.extras.verify_depth = Some(depth);
-        self
-    }
-
     /// Runs `check` on the server's chain (DER, leaf first) after standard verification
     /// accepted it: for pinning, policy checks, logging. An `Err` fails the handshake with
     /// [`Error::Certificate`] (rustls carries the message; OpenSSL reports an application
@@ -233,13 +183,7 @@ impl ClientConfigBuilder {
     /// Trusts every certificate in the files of a directory (PEM; any file names, such as
     /// an `openssl rehash` directory).
     pub fn ca_dir(mut self, path: impl Into<PathBuf>) -> Self {
-        self.extras.ca_dirs.push(path.into());
-        self
-    }
-
-    /// Builds sessions on this engine (default: rustls).
-    pub fn engine(mut self, engine: EngineKind) -> Self {
-        self.engine = engine;
+        self.common.ca_dirs.push(path.into());
         self
     }
 
@@ -257,11 +201,11 @@ impl ClientConfigBuilder {
     /// [`Error::Config`] naming the file or option at fault: an unreadable CA or key file,
     /// no trust anchors at all, a client key that does not match its certificate.
     pub fn build(self) -> Result<ClientConfig, Error> {
-        match self.engine {
+        match self.common.engine {
             EngineKind::Rustls => self.build_rustls(),
             #[cfg(feature = "openssl")]
             EngineKind::Openssl => {
-                let limits = self.limits;
+                let limits = self.common.limits;
                 Ok(
                     ClientConfig::from_openssl(super::openssl::client_context(self)?)
                         .with_limits(limits),
@@ -273,26 +217,16 @@ impl ClientConfigBuilder {
     }
 
     fn build_rustls(self) -> Result<ClientConfig, Error> {
-        if self.extras.verify_depth.is_some() {
-            return Err(Error::config(
-                "verify_depth is an OpenSSL option: use .engine(EngineKind::Openssl)",
-            ));
-        }
-        let mut provider = match self.provider {
-            Some(p) => (*p).clone(),
-            None => (*default_provider()?).clone(),
-        };
-        restrict_suites(&mut provider, &self.extras.cipher_suites)?;
-        let provider = Arc::new(provider);
+        let provider = self.common.rustls_provider()?;
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions(&self.versions)?)
+            .with_protocol_versions(&versions(&self.common.versions)?)
             .map_err(Error::from)?;
         let builder = if self.no_verify {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
         } else {
-            let mut roots = root_store(&self.ca_files, &self.extras.ca_dirs, self.ca_certs, "CA")?;
+            let mut roots = root_store(&self.ca_files, &self.common.ca_dirs, self.ca_certs, "CA")?;
             if self.system_roots || roots.is_empty() {
                 let found = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(found.certs);
@@ -323,19 +257,19 @@ impl ClientConfigBuilder {
         let mut config = match self.identity {
             Some(identity) => {
                 let origin = identity.describe();
-                let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
+                let (chain, key) = identity.load(self.common.key_password.as_deref())?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
                     Error::config(format!("unusable client certificate or key{origin}: {e}"))
                 })?
             }
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = self.alpn;
+        config.alpn_protocols = self.common.alpn;
         // Lets the engine run TLS 1.3 records itself once the handshake is over.
         config.enable_secret_extraction = true;
         Ok(ClientConfig {
             inner: ClientInner::Rustls(Arc::new(config)),
-            limits: self.limits,
+            limits: self.common.limits,
         })
     }
 }

@@ -403,14 +403,100 @@ impl rustls::server::ResolvesServerCert for SniResolver {
     }
 }
 
-/// Options both builders share that only some engines support, checked at build time.
+/// The options both builders share; some are for one engine only, checked at build time.
 #[derive(Default, Clone)]
-pub(crate) struct Extras {
+pub(crate) struct Common {
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) versions: Vec<ProtocolVersion>,
+    pub(crate) limits: crate::session::Limits,
+    pub(crate) provider: Option<Arc<CryptoProvider>>,
+    pub(crate) engine: EngineKind,
     pub(crate) key_password: Option<String>,
     pub(crate) ca_dirs: Vec<PathBuf>,
     pub(crate) verify_depth: Option<u32>,
     pub(crate) cipher_suites: Vec<String>,
 }
+
+impl Common {
+    /// The crypto provider for the rustls engine: the configured one (or the features'
+    /// default), restricted to the chosen suites. Refuses OpenSSL-only options.
+    pub(crate) fn rustls_provider(&self) -> Result<Arc<CryptoProvider>, Error> {
+        if self.verify_depth.is_some() {
+            return Err(Error::config(
+                "verify_depth is an OpenSSL option: use .engine(EngineKind::Openssl)",
+            ));
+        }
+        let mut provider = match &self.provider {
+            Some(p) => (**p).clone(),
+            None => (*default_provider()?).clone(),
+        };
+        restrict_suites(&mut provider, &self.cipher_suites)?;
+        Ok(Arc::new(provider))
+    }
+}
+
+/// The setters of [`Common`], for both builders (inside their `impl` blocks).
+macro_rules! common_setters {
+    () => {
+        /// The ALPN protocols, in order of preference: offered by a client, accepted by a
+        /// server.
+        pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
+            self.common.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
+            self
+        }
+
+        /// Allows only these protocol versions (default: TLS 1.3 and TLS 1.2).
+        pub fn versions(mut self, versions: &[ProtocolVersion]) -> Self {
+            self.common.versions = versions.to_vec();
+            self
+        }
+
+        /// Sets the buffer limits of each session.
+        pub fn limits(mut self, limits: Limits) -> Self {
+            self.common.limits = limits;
+            self
+        }
+
+        /// Uses this rustls crypto provider instead of the one chosen by features. Its
+        /// suites seal and open every record of the connection: tlsflow's own record layer
+        /// takes over after the handshake only for suites of rustls's aws-lc-rs provider.
+        pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+            self.common.provider = Some(provider);
+            self
+        }
+
+        /// The password of a password-protected (encrypted PKCS#8 PEM) private key given
+        /// by file. Decrypting needs the `openssl` feature, on either engine.
+        pub fn key_password(mut self, password: impl Into<String>) -> Self {
+            self.common.key_password = Some(password.into());
+            self
+        }
+
+        /// Allows only these cipher suites, by IANA name (`TLS_AES_128_GCM_SHA256`,
+        /// `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`, ...), for both TLS 1.3 and TLS
+        /// 1.2.
+        pub fn cipher_suites<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+            self.common.cipher_suites = names.iter().map(|n| n.as_ref().to_owned()).collect();
+            self
+        }
+
+        /// Limits the length of the peer's certificate chain (OpenSSL's verify depth: the
+        /// number of intermediates allowed). OpenSSL engine only; rustls refuses it at
+        /// build.
+        pub fn verify_depth(mut self, depth: u32) -> Self {
+            self.common.verify_depth = Some(depth);
+            self
+        }
+
+        /// Builds sessions on this engine (default: rustls).
+        pub fn engine(mut self, engine: EngineKind) -> Self {
+            self.common.engine = engine;
+            self
+        }
+    };
+}
+
+pub(crate) use common_setters;
 
 /// Keeps only the provider's suites named in `wanted`.
 pub(crate) fn restrict_suites(

@@ -10,7 +10,7 @@ use openssl::ssl::{
 use openssl::x509::{X509VerifyResult, X509};
 use rustls::pki_types::CertificateDer;
 
-use super::{ClientConfigBuilder, Extras, Identity, ServerConfigBuilder};
+use super::{ClientConfigBuilder, Common, Identity, ServerConfigBuilder};
 use crate::{Error, ProtocolVersion};
 
 fn context(method: SslMethod, what: &str) -> Result<SslContextBuilder, Error> {
@@ -45,15 +45,15 @@ fn versions(builder: &mut SslContextBuilder, list: &[ProtocolVersion]) -> Result
 }
 
 /// Cipher suites (by IANA name) and verify depth.
-fn apply_extras(builder: &mut SslContextBuilder, extras: &Extras) -> Result<(), Error> {
-    if let Some(depth) = extras.verify_depth {
+fn apply_common(builder: &mut SslContextBuilder, common: &Common) -> Result<(), Error> {
+    if let Some(depth) = common.verify_depth {
         builder.set_verify_depth(depth);
     }
-    if extras.cipher_suites.is_empty() {
+    if common.cipher_suites.is_empty() {
         return Ok(());
     }
     let (mut tls13, mut tls12) = (Vec::new(), Vec::new());
-    for name in &extras.cipher_suites {
+    for name in &common.cipher_suites {
         let iana = super::suite_name(name);
         if iana.contains("_WITH_") {
             let openssl_name = ::openssl::ssl::cipher_name(&iana);
@@ -212,8 +212,8 @@ fn select_alpn<'a>(server: &[u8], offered: &'a [u8]) -> Option<&'a [u8]> {
 /// An OpenSSL client context from the builder's options.
 pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext, Error> {
     let mut builder = context(SslMethod::tls_client(), "client")?;
-    versions(&mut builder, &options.versions)?;
-    apply_extras(&mut builder, &options.extras)?;
+    versions(&mut builder, &options.common.versions)?;
+    apply_common(&mut builder, &options.common)?;
     if options.no_verify {
         builder.set_verify(SslVerifyMode::NONE);
     } else {
@@ -250,7 +250,7 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
         for der in &options.ca_certs {
             add_ca_der(&mut builder, der)?;
         }
-        for dir in &options.extras.ca_dirs {
+        for dir in &options.common.ca_dirs {
             for der in super::load_ca_dir(dir)? {
                 add_ca_der(&mut builder, &der)?;
             }
@@ -265,13 +265,13 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
         set_identity(
             &mut builder,
             identity,
-            options.extras.key_password.as_deref(),
+            options.common.key_password.as_deref(),
             "client",
         )?;
     }
-    if !options.alpn.is_empty() {
+    if !options.common.alpn.is_empty() {
         builder
-            .set_alpn_protos(&alpn_wire(&options.alpn)?)
+            .set_alpn_protos(&alpn_wire(&options.common.alpn)?)
             .map_err(|e| Error::config(format!("cannot set ALPN protocols: {e}")))?;
     }
     Ok(builder.build())
@@ -314,22 +314,22 @@ fn server_context_for(
     identity: Identity,
 ) -> Result<SslContextBuilder, Error> {
     let mut builder = context(SslMethod::tls_server(), "server")?;
-    versions(&mut builder, &options.versions)?;
-    apply_extras(&mut builder, &options.extras)?;
+    versions(&mut builder, &options.common.versions)?;
+    apply_common(&mut builder, &options.common)?;
     set_identity(
         &mut builder,
         identity,
-        options.extras.key_password.as_deref(),
+        options.common.key_password.as_deref(),
         "server",
     )?;
     let wants_client_auth = !options.client_ca_files.is_empty()
         || !options.client_ca_certs.is_empty()
-        || !options.extras.ca_dirs.is_empty();
+        || !options.common.ca_dirs.is_empty();
     if options.client_auth_optional && !wants_client_auth {
         return Err(Error::config("client_auth_optional needs a client CA"));
     }
     if wants_client_auth {
-        for dir in &options.extras.ca_dirs {
+        for dir in &options.common.ca_dirs {
             for der in super::load_ca_dir(dir)? {
                 add_ca_der(&mut builder, &der)?;
             }
@@ -346,8 +346,8 @@ fn server_context_for(
             add_ca_der(&mut builder, der)?;
         }
     }
-    if !options.alpn.is_empty() {
-        let wire = alpn_wire(&options.alpn)?;
+    if !options.common.alpn.is_empty() {
+        let wire = alpn_wire(&options.common.alpn)?;
         builder.set_alpn_select_callback(move |_, offered| {
             select_alpn(&wire, offered).ok_or(AlpnError::NOACK)
         });

@@ -117,17 +117,14 @@ pub struct ServerConfigBuilder {
     pub(crate) identity: Option<Identity>,
     pub(crate) client_ca_files: Vec<PathBuf>,
     pub(crate) client_ca_certs: Vec<CertificateDer<'static>>,
-    pub(crate) alpn: Vec<Vec<u8>>,
-    pub(crate) versions: Vec<ProtocolVersion>,
-    pub(crate) limits: Limits,
-    pub(crate) provider: Option<Arc<CryptoProvider>>,
-    pub(crate) engine: EngineKind,
-    pub(crate) extras: Extras,
+    pub(crate) common: Common,
     pub(crate) client_auth_optional: bool,
     pub(crate) sni: Vec<(String, Identity)>,
 }
 
 impl ServerConfigBuilder {
+    common_setters!();
+
     /// Serves the certificate chain (leaf first) and private key in these PEM files.
     pub fn cert_files(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.identity = Some(Identity::Files {
@@ -165,57 +162,10 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// Accepts these ALPN protocols, in order of preference.
-    pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: impl IntoIterator<Item = P>) -> Self {
-        self.alpn = protocols.into_iter().map(|p| p.as_ref().to_vec()).collect();
-        self
-    }
-
-    /// Allows only these protocol versions (default: TLS 1.3 and TLS 1.2).
-    pub fn versions(mut self, versions: &[ProtocolVersion]) -> Self {
-        self.versions = versions.to_vec();
-        self
-    }
-
-    /// Sets the buffer limits of each session.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Uses this rustls crypto provider instead of the one chosen by features. Its suites
-    /// seal and open every record of the connection: tlsflow's own record layer takes over
-    /// after the handshake only for suites of rustls's aws-lc-rs provider.
-    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
-        self.provider = Some(provider);
-        self
-    }
-
-    /// The password of a password-protected (encrypted PKCS#8 PEM) private key given by
-    /// file. Decrypting needs the `openssl` feature, on either engine.
-    pub fn key_password(mut self, password: impl Into<String>) -> Self {
-        self.extras.key_password = Some(password.into());
-        self
-    }
-
-    /// Allows only these cipher suites, by IANA name (`TLS_AES_128_GCM_SHA256`,
-    /// `TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256`, ...), for both TLS 1.3 and TLS 1.2.
-    pub fn cipher_suites<S: AsRef<str>>(mut self, names: &[S]) -> Self {
-        self.extras.cipher_suites = names.iter().map(|n| n.as_ref().to_owned()).collect();
-        self
-    }
-
-    /// Limits the length of the peer's certificate chain (OpenSSL's verify depth: the
-    /// number of intermediates allowed). OpenSSL engine only; rustls refuses it at build.
-    pub fn verify_depth(mut self, depth: u32) -> Self {
-        self.extras.verify_depth = Some(depth);
-        self
-    }
-
     /// Trusts every certificate in the files of a directory as a client CA (requires client
     /// certificates, as [`client_ca_file`](Self::client_ca_file)).
     pub fn client_ca_dir(mut self, path: impl Into<PathBuf>) -> Self {
-        self.extras.ca_dirs.push(path.into());
+        self.common.ca_dirs.push(path.into());
         self
     }
 
@@ -255,12 +205,6 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// Builds sessions on this engine (default: rustls).
-    pub fn engine(mut self, engine: EngineKind) -> Self {
-        self.engine = engine;
-        self
-    }
-
     /// Builds the configuration.
     ///
     /// # Errors
@@ -268,11 +212,11 @@ impl ServerConfigBuilder {
     /// [`Error::Config`] naming the file or option at fault: no certificate given, an
     /// unreadable PEM file, a key that does not match the certificate.
     pub fn build(self) -> Result<ServerConfig, Error> {
-        match self.engine {
+        match self.common.engine {
             EngineKind::Rustls => self.build_rustls(),
             #[cfg(feature = "openssl")]
             EngineKind::Openssl => {
-                let limits = self.limits;
+                let limits = self.common.limits;
                 Ok(
                     ServerConfig::from_openssl(super::openssl::server_context(self)?)
                         .with_limits(limits),
@@ -284,28 +228,18 @@ impl ServerConfigBuilder {
     }
 
     fn build_rustls(self) -> Result<ServerConfig, Error> {
-        if self.extras.verify_depth.is_some() {
-            return Err(Error::config(
-                "verify_depth is an OpenSSL option: use .engine(EngineKind::Openssl)",
-            ));
-        }
-        let mut provider = match self.provider {
-            Some(p) => (*p).clone(),
-            None => (*default_provider()?).clone(),
-        };
-        restrict_suites(&mut provider, &self.extras.cipher_suites)?;
-        let provider = Arc::new(provider);
+        let provider = self.common.rustls_provider()?;
         let identity = self.identity.ok_or_else(|| {
             Error::config("a server needs a certificate and key (or a self-signed certificate)")
         })?;
         let origin = identity.describe();
-        let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
+        let (chain, key) = identity.load(self.common.key_password.as_deref())?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions(&self.versions)?)
+            .with_protocol_versions(&versions(&self.common.versions)?)
             .map_err(Error::from)?;
         let wants_client_auth = !self.client_ca_files.is_empty()
             || !self.client_ca_certs.is_empty()
-            || !self.extras.ca_dirs.is_empty();
+            || !self.common.ca_dirs.is_empty();
         if self.client_auth_optional && !wants_client_auth {
             return Err(Error::config("client_auth_optional needs a client CA"));
         }
@@ -314,7 +248,7 @@ impl ServerConfigBuilder {
         } else {
             let roots = root_store(
                 &self.client_ca_files,
-                &self.extras.ca_dirs,
+                &self.common.ca_dirs,
                 self.client_ca_certs,
                 "client CA",
             )?;
@@ -339,16 +273,16 @@ impl ServerConfigBuilder {
         let mut by_name = std::collections::HashMap::new();
         for (name, identity) in self.sni {
             let origin = identity.describe();
-            let (chain, key) = identity.load(self.extras.key_password.as_deref())?;
+            let (chain, key) = identity.load(self.common.key_password.as_deref())?;
             by_name.insert(name.to_ascii_lowercase(), certified(chain, key, &origin)?);
         }
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
-        config.alpn_protocols = self.alpn;
+        config.alpn_protocols = self.common.alpn;
         // Lets the engine run TLS 1.3 records itself once the handshake is over.
         config.enable_secret_extraction = true;
         Ok(ServerConfig {
             inner: ServerInner::Rustls(Arc::new(config)),
-            limits: self.limits,
+            limits: self.common.limits,
         })
     }
 }
