@@ -88,7 +88,11 @@ pub(crate) struct ServerTls<'a> {
 
 /// The server configuration, and the self-signed certificate made for it, if any.
 pub(crate) fn server_config(tls: &ServerTls<'_>) -> Outcome<(ServerConfig, Option<SelfSigned>)> {
+    // Stateless tickets: a server keeps nothing per session, so its memory goes back to
+    // where it was once a burst of clients is gone (a session cache's entries, made all
+    // through the burst, pin pages all over the heap: docs/bench/serve/allocators.md).
     let mut builder = ServerConfig::builder()
+        .session_tickets()
         .engine(engine_kind(tls.engine)?)
         .alpn(tls.alpn)
         .versions(&versions(tls.versions))

@@ -5,7 +5,7 @@ use std::path::Path;
 use openssl::pkey::PKey;
 use openssl::ssl::{
     AlpnError, NameType, SniError, SslContext, SslContextBuilder, SslMethod, SslOptions,
-    SslVerifyMode, SslVersion,
+    SslSessionCacheMode, SslVerifyMode, SslVersion,
 };
 use openssl::x509::{X509VerifyResult, X509};
 use rustls::pki_types::CertificateDer;
@@ -345,6 +345,10 @@ fn server_context_for(
         for der in &options.client_ca_certs {
             add_ca_der(&mut builder, der)?;
         }
+    }
+    if options.session_tickets {
+        // Tickets stay on (OpenSSL's default); the server-side cache goes.
+        builder.set_session_cache_mode(SslSessionCacheMode::OFF);
     }
     if !options.common.alpn.is_empty() {
         let wire = alpn_wire(&options.common.alpn)?;

@@ -119,6 +119,7 @@ pub struct ServerConfigBuilder {
     pub(crate) client_ca_certs: Vec<CertificateDer<'static>>,
     pub(crate) common: Common,
     pub(crate) client_auth_optional: bool,
+    pub(crate) session_tickets: bool,
     pub(crate) sni: Vec<(String, Identity)>,
 }
 
@@ -195,6 +196,18 @@ impl ServerConfigBuilder {
         key: PrivateKeyDer<'static>,
     ) -> Self {
         self.sni.push((name.into(), Identity::Der(chain, key)));
+        self
+    }
+
+    /// Resumes sessions with stateless tickets rather than from a cache of sessions in the
+    /// server's memory (the default: rustls's cache of 256 sessions, OpenSSL's of 20,480).
+    /// The server then keeps nothing per session, so a burst of clients leaves no state
+    /// behind once they are gone, and resumption works across a server's threads and
+    /// restarts of a connection. The ticket key belongs to the configuration: rustls makes
+    /// a new one every six hours; OpenSSL keeps one per configuration. The rustls engine
+    /// needs the `aws-lc-rs` or `ring` feature for it.
+    pub fn session_tickets(mut self) -> Self {
+        self.session_tickets = true;
         self
     }
 
@@ -278,6 +291,10 @@ impl ServerConfigBuilder {
         }
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
         config.alpn_protocols = self.common.alpn;
+        if self.session_tickets {
+            config.ticketer = ticketer()?;
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        }
         // Lets the engine run TLS 1.3 records itself once the handshake is over.
         config.enable_secret_extraction = true;
         Ok(ServerConfig {
@@ -285,4 +302,17 @@ impl ServerConfigBuilder {
             limits: self.common.limits,
         })
     }
+}
+
+/// A rotating ticket key of the built-in provider.
+fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, Error> {
+    #[cfg(feature = "aws-lc-rs")]
+    let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let ticketer = rustls::crypto::ring::Ticketer::new();
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    let ticketer: Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> = Err(
+        rustls::Error::General("session tickets need the aws-lc-rs or ring feature".into()),
+    );
+    ticketer.map_err(|e| Error::config(format!("cannot make a session ticket key: {e}")))
 }

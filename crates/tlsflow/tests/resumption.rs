@@ -1,0 +1,91 @@
+//! Session resumption on both engines: from the server's session cache (the default) and from
+//! stateless tickets ([`ServerConfigBuilder::session_tickets`]). The client is rustls itself,
+//! which says how each handshake went.
+//!
+//! [`ServerConfigBuilder::session_tickets`]: tlsflow::ServerConfigBuilder::session_tickets
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+use rustls::HandshakeKind;
+use tlsflow::{EngineKind, ProtocolVersion, SelfSigned, ServerConfig};
+
+const ENGINES: [EngineKind; 2] = [EngineKind::Rustls, EngineKind::Openssl];
+
+/// How each of `rounds` connections from one rustls client (one session store) went.
+fn handshakes(
+    server: &ServerConfig,
+    client: &Arc<rustls::ClientConfig>,
+    rounds: usize,
+) -> Vec<HandshakeKind> {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = server.clone();
+    let serving = thread::spawn(move || {
+        for _ in 0..rounds {
+            let mut tls = server.accept(listener.accept().unwrap().0).unwrap();
+            let mut byte = [0u8; 1];
+            tls.read_exact(&mut byte).unwrap();
+            tls.write_all(&byte).unwrap();
+            tls.close().unwrap();
+        }
+    });
+    let kinds = (0..rounds)
+        .map(|_| {
+            let name = "localhost".try_into().unwrap();
+            let conn = rustls::ClientConnection::new(client.clone(), name).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
+            tls.write_all(b"x").unwrap();
+            let mut byte = [0u8; 1];
+            // Reading the echo also takes the tickets sent after the handshake.
+            tls.read_exact(&mut byte).unwrap();
+            tls.conn.send_close_notify();
+            tls.flush().unwrap();
+            let mut rest = Vec::new();
+            let _ = tls.read_to_end(&mut rest);
+            tls.conn.handshake_kind().unwrap()
+        })
+        .collect();
+    serving.join().unwrap();
+    kinds
+}
+
+#[test]
+fn sessions_resume_from_the_cache_and_from_tickets_on_both_engines() {
+    let cert = SelfSigned::generate(&["localhost"]).unwrap();
+    let client = tlsflow::ClientConfig::builder()
+        .ca_certificate(cert.cert_der())
+        .build()
+        .unwrap();
+    for engine in ENGINES {
+        for tickets in [false, true] {
+            let mut builder = ServerConfig::builder()
+                .self_signed(&cert)
+                .versions(&[ProtocolVersion::Tls13])
+                .engine(engine);
+            if tickets {
+                builder = builder.session_tickets();
+            }
+            let server = builder.build().unwrap();
+            // A new session store for each case.
+            let client = Arc::new((**client.rustls().unwrap()).clone());
+            let kinds = handshakes(&server, &client, 3);
+            assert_eq!(
+                kinds,
+                [
+                    HandshakeKind::Full,
+                    HandshakeKind::Resumed,
+                    HandshakeKind::Resumed
+                ],
+                "{engine} engine, tickets: {tickets}"
+            );
+            if let (EngineKind::Rustls, Some(config)) = (engine, server.rustls()) {
+                assert_eq!(config.ticketer.enabled(), tickets, "stateless tickets");
+            }
+        }
+    }
+}
