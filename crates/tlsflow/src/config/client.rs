@@ -203,16 +203,7 @@ impl ClientConfigBuilder {
     pub fn build(self) -> Result<ClientConfig, Error> {
         match self.common.engine {
             EngineKind::Rustls => self.build_rustls(),
-            #[cfg(feature = "openssl")]
-            EngineKind::Openssl => {
-                let limits = self.common.limits;
-                Ok(
-                    ClientConfig::from_openssl(super::openssl::client_context(self)?)
-                        .with_limits(limits),
-                )
-            }
-            #[cfg(not(feature = "openssl"))]
-            EngineKind::Openssl => Err(openssl_missing()),
+            EngineKind::Openssl => self.build_openssl(),
         }
     }
 

@@ -148,6 +148,20 @@ fn openssl_missing() -> Error {
     Error::config("the OpenSSL engine needs tlsflow's `openssl` cargo feature")
 }
 
+#[cfg(not(feature = "openssl"))]
+impl ClientConfigBuilder {
+    fn build_openssl(self) -> Result<ClientConfig, Error> {
+        Err(openssl_missing())
+    }
+}
+
+#[cfg(not(feature = "openssl"))]
+impl ServerConfigBuilder {
+    fn build_openssl(self) -> Result<ServerConfig, Error> {
+        Err(openssl_missing())
+    }
+}
+
 pub(crate) enum Identity {
     Files { cert: PathBuf, key: PathBuf },
     Der(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),

@@ -10,7 +10,9 @@ use openssl::ssl::{
 use openssl::x509::{X509VerifyResult, X509};
 use rustls::pki_types::CertificateDer;
 
-use super::{ClientConfigBuilder, Common, Identity, ServerConfigBuilder};
+use super::{
+    ClientConfig, ClientConfigBuilder, Common, Identity, ServerConfig, ServerConfigBuilder,
+};
 use crate::{Error, ProtocolVersion};
 
 fn context(method: SslMethod, what: &str) -> Result<SslContextBuilder, Error> {
@@ -97,43 +99,21 @@ fn alpn_wire(protocols: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
 }
 
 fn add_ca_file(builder: &mut SslContextBuilder, path: &Path) -> Result<(), Error> {
-    // Read it ourselves first: OpenSSL's own message does not name the file.
-    let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read certificates from {}: {e}",
-            path.display()
-        ))
-    })?;
-    let certs = X509::stack_from_pem(&pem).map_err(|e| {
-        Error::config(format!(
-            "cannot parse certificates in {}: {e}",
-            path.display()
-        ))
-    })?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "no certificate found in {}",
-            path.display()
-        )));
-    }
-    for cert in certs {
-        builder.cert_store_mut().add_cert(cert).map_err(|e| {
-            Error::config(format!(
-                "unusable CA certificate in {}: {e}",
-                path.display()
-            ))
-        })?;
+    // Read as the rustls engine reads it: OpenSSL's own message would not name the file.
+    for der in super::load_certs(path)? {
+        add_ca(builder, &der, &format!(" in {}", path.display()))?;
     }
     Ok(())
 }
 
 fn add_ca_der(builder: &mut SslContextBuilder, der: &[u8]) -> Result<(), Error> {
-    let cert =
-        X509::from_der(der).map_err(|e| Error::config(format!("unusable CA certificate: {e}")))?;
-    builder
-        .cert_store_mut()
-        .add_cert(cert)
-        .map_err(|e| Error::config(format!("unusable CA certificate: {e}")))
+    add_ca(builder, der, "")
+}
+
+fn add_ca(builder: &mut SslContextBuilder, der: &[u8], origin: &str) -> Result<(), Error> {
+    let unusable = |e| Error::config(format!("unusable CA certificate{origin}: {e}"));
+    let cert = X509::from_der(der).map_err(unusable)?;
+    builder.cert_store_mut().add_cert(cert).map_err(unusable)
 }
 
 fn set_identity(
@@ -357,4 +337,18 @@ fn server_context_for(
         });
     }
     Ok(builder)
+}
+
+impl ClientConfigBuilder {
+    pub(super) fn build_openssl(self) -> Result<ClientConfig, Error> {
+        let limits = self.common.limits;
+        Ok(ClientConfig::from_openssl(client_context(self)?).with_limits(limits))
+    }
+}
+
+impl ServerConfigBuilder {
+    pub(super) fn build_openssl(self) -> Result<ServerConfig, Error> {
+        let limits = self.common.limits;
+        server_context(self).map(|context| ServerConfig::from_openssl(context).with_limits(limits))
+    }
 }

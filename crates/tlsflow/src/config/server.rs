@@ -227,16 +227,7 @@ impl ServerConfigBuilder {
     pub fn build(self) -> Result<ServerConfig, Error> {
         match self.common.engine {
             EngineKind::Rustls => self.build_rustls(),
-            #[cfg(feature = "openssl")]
-            EngineKind::Openssl => {
-                let limits = self.common.limits;
-                Ok(
-                    ServerConfig::from_openssl(super::openssl::server_context(self)?)
-                        .with_limits(limits),
-                )
-            }
-            #[cfg(not(feature = "openssl"))]
-            EngineKind::Openssl => Err(openssl_missing()),
+            EngineKind::Openssl => self.build_openssl(),
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+use super::scheduler::flushed;
 use super::{outgoing_bound, HostileTransport, Report, Rng, Scenario};
 use crate::session::{Buffered, Limits};
 
@@ -117,14 +118,7 @@ impl<S: AsyncTestStream> Task<S> {
     /// One poll of each operation this side still has, in random order. Returns whether
     /// anything progressed.
     fn check_flushed(&self, op: &str) -> Result<(), String> {
-        let (buffered, _) = self.stream.buffered();
-        if buffered.outgoing_ciphertext > 0 {
-            return Err(format!(
-                "{}: {op} succeeded with {} bytes of ciphertext still queued",
-                self.name, buffered.outgoing_ciphertext
-            ));
-        }
-        Ok(())
+        flushed(self.name, op, self.stream.buffered().0)
     }
 
     fn woken(&self) -> bool {
@@ -355,6 +349,35 @@ pub struct TokioPeer(pub crate::TlsStream<HostileTransport>);
 #[derive(Debug)]
 pub struct FuturesPeer(pub crate::TlsStream<HostileTransport>);
 
+/// What a peer over one stream does the same on either runtime: writes through the
+/// runtime's `AsyncWrite` (`$shutdown` is its name for shutting down), and reports on the
+/// transport and the session.
+macro_rules! one_stream_peer {
+    ($($runtime:ident)::+, $shutdown:ident) => {
+        fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            $($runtime)::+::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
+        }
+        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            $($runtime)::+::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
+        }
+        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            $($runtime)::+::AsyncWrite::$shutdown(std::pin::Pin::new(&mut self.0), cx)
+        }
+        fn transport_pendings(&mut self) -> u64 {
+            self.0.get_ref().would_blocks()
+        }
+        fn deliver_events(&mut self) -> bool {
+            self.0.get_ref().deliver_events()
+        }
+        fn transport_bytes(&mut self) -> u64 {
+            self.0.get_ref().bytes_moved()
+        }
+        fn buffered(&self) -> (Buffered, Limits) {
+            (self.0.buffered(), self.0.session().limits())
+        }
+    };
+}
+
 #[cfg(feature = "tokio")]
 impl AsyncTestStream for TokioPeer {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -366,27 +389,7 @@ impl AsyncTestStream for TokioPeer {
         ))?;
         Poll::Ready(Ok(read_buf.filled().len()))
     }
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
-    }
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
-    }
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.0), cx)
-    }
-    fn transport_pendings(&mut self) -> u64 {
-        self.0.get_ref().would_blocks()
-    }
-    fn deliver_events(&mut self) -> bool {
-        self.0.get_ref().deliver_events()
-    }
-    fn transport_bytes(&mut self) -> u64 {
-        self.0.get_ref().bytes_moved()
-    }
-    fn buffered(&self) -> (Buffered, Limits) {
-        (self.0.buffered(), self.0.session().limits())
-    }
+    one_stream_peer!(tokio::io, poll_shutdown);
 }
 
 #[cfg(feature = "futures-io")]
@@ -394,27 +397,7 @@ impl AsyncTestStream for FuturesPeer {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, buf)
     }
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
-    }
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
-    }
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_close(std::pin::Pin::new(&mut self.0), cx)
-    }
-    fn transport_pendings(&mut self) -> u64 {
-        self.0.get_ref().would_blocks()
-    }
-    fn deliver_events(&mut self) -> bool {
-        self.0.get_ref().deliver_events()
-    }
-    fn transport_bytes(&mut self) -> u64 {
-        self.0.get_ref().bytes_moved()
-    }
-    fn buffered(&self) -> (Buffered, Limits) {
-        (self.0.buffered(), self.0.session().limits())
-    }
+    one_stream_peer!(futures_io, poll_close);
 }
 
 /// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport (one

@@ -38,6 +38,17 @@ pub fn outgoing_bound(limits: Limits) -> usize {
     limits.send + (limits.send / (16 * 1024) + 1) * 64 + 32 * 1024
 }
 
+/// Checks that `op`, which succeeded, left no ciphertext queued (`name` says whose).
+pub(crate) fn flushed(name: &str, op: &str, buffered: Buffered) -> Result<(), String> {
+    if buffered.outgoing_ciphertext > 0 {
+        return Err(format!(
+            "{name}: {op} succeeded with {} bytes of ciphertext still queued",
+            buffered.outgoing_ciphertext
+        ));
+    }
+    Ok(())
+}
+
 /// What a run should do.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -210,14 +221,7 @@ impl<S: TestStream> Peer<S> {
     }
 
     fn check_flushed(&self, op: &str) -> Result<(), String> {
-        let (buffered, _) = self.stream.buffered();
-        if buffered.outgoing_ciphertext > 0 {
-            return Err(format!(
-                "{}: {op} succeeded with {} bytes of ciphertext still queued",
-                self.name, buffered.outgoing_ciphertext
-            ));
-        }
-        Ok(())
+        flushed(self.name, op, self.stream.buffered().0)
     }
 
     fn check_memory(&self) -> Result<(), String> {

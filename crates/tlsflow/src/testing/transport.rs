@@ -330,6 +330,39 @@ impl Drop for HostileTransport {
     }
 }
 
+/// `WouldBlock` as `Pending`: the hostile transport has registered the waker.
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+fn pending_on_would_block<T>(result: io::Result<T>) -> std::task::Poll<io::Result<T>> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::task::Poll::Pending,
+        other => std::task::Poll::Ready(other),
+    }
+}
+
+/// `AsyncWrite` for the hostile transport, on a runtime whose name for shutting down is
+/// `$shutdown` (the runtime's `AsyncWrite` in scope).
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+macro_rules! async_write {
+    ($shutdown:ident) => {
+        impl AsyncWrite for HostileTransport {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                poll(self.get_mut().write_with(buf, Some(cx.waker())))
+            }
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+            fn $shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().close_write();
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+
 #[cfg(feature = "tokio")]
 mod tokio_impls {
     use std::pin::Pin;
@@ -337,14 +370,8 @@ mod tokio_impls {
 
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+    use super::pending_on_would_block as poll;
     use super::*;
-
-    fn poll<T>(result: io::Result<T>) -> Poll<io::Result<T>> {
-        match result {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-            other => Poll::Ready(other),
-        }
-    }
 
     impl AsyncRead for HostileTransport {
         fn poll_read(
@@ -361,22 +388,7 @@ mod tokio_impls {
         }
     }
 
-    impl AsyncWrite for HostileTransport {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            poll(self.get_mut().write_with(buf, Some(cx.waker())))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.get_mut().close_write();
-            Poll::Ready(Ok(()))
-        }
-    }
+    async_write!(poll_shutdown);
 }
 
 #[cfg(feature = "futures-io")]
@@ -386,14 +398,8 @@ mod futures_impls {
 
     use futures_io::{AsyncRead, AsyncWrite};
 
+    use super::pending_on_would_block as poll;
     use super::*;
-
-    fn poll<T>(result: io::Result<T>) -> Poll<io::Result<T>> {
-        match result {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-            other => Poll::Ready(other),
-        }
-    }
 
     impl AsyncRead for HostileTransport {
         fn poll_read(
@@ -405,22 +411,7 @@ mod futures_impls {
         }
     }
 
-    impl AsyncWrite for HostileTransport {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            poll(self.get_mut().write_with(buf, Some(cx.waker())))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.get_mut().close_write();
-            Poll::Ready(Ok(()))
-        }
-    }
+    async_write!(poll_close);
 }
 
 #[cfg(test)]
