@@ -1,23 +1,20 @@
 //! What the async drivers (tokio, futures-io) share, written once: the same loops as the std
 //! driver, with the transport's `Pending` (and its registered waker) in place of
 //! `WouldBlock`. The two runtimes' traits differ only in names and in how a read hands over
-//! its buffer, so each driver states its names, and its `AsyncRead` impls, and this macro
-//! writes the rest.
+//! its buffer, so each driver states its names and how it reads, and this macro writes
+//! the rest.
 
 /// Writes an async driver: the transport adapter's write side, `handshake_*`/`close_*`,
-/// `AsyncWrite` for the stream and its write half, the split halves' links, and
+/// `AsyncRead` and `AsyncWrite` for the stream and its halves (reads through `$read`, which
+/// takes the runtime's read buffer `$Buf`), the split halves' links, and
 /// `connect_*`/`accept_*` on the configs. The invoking module imports its runtime's
-/// `AsyncRead` and `AsyncWrite`, and writes the `PollRead` impl of `$Io` and the `AsyncRead`
-/// impls, which call `$link` and `$half_link`; the macro brings `io`, `Pin`, `Context`,
-/// `Poll`, `ready` and `driver` into scope for them.
+/// `AsyncRead` and `AsyncWrite`, and writes the `PollRead` impl of `$Io`; the macro brings
+/// `io`, `Pin`, `Context`, `Poll`, `ready` and `driver` into scope for it.
 macro_rules! async_driver {
     (
-        runtime: $runtime:literal,
-        io: $Io:ident,
-        links: ($link:ident, $half_link:ident),
-        stream: ($handshake:ident, $close:ident),
-        configs: ($connect:ident, $accept:ident),
-        shutdown: $shutdown:ident,
+        runtime: $runtime:literal, shutdown: $shutdown:ident, read: ($Buf:ty => $Out:ty, $read:path),
+        io: $Io:ident, links: ($link:ident, $half_link:ident),
+        stream: ($handshake:ident, $close:ident), configs: ($connect:ident, $accept:ident),
     ) => {
         use std::io;
         use std::pin::Pin;
@@ -80,6 +77,14 @@ macro_rules! async_driver {
                     result
                 })
                 .await
+            }
+        }
+
+        impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<T> {
+            /// Reads plaintext. Ends (no bytes read) only after the peer's `close_notify`; a
+            /// bare end-of-file is an `UnexpectedEof` error.
+            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: $Buf) -> Poll<io::Result<$Out>> {
+                $read(&mut self.get_mut().$link(), cx, buf)
             }
         }
 
@@ -173,6 +178,12 @@ macro_rules! async_driver {
         impl<R, W: AsyncWrite + Unpin> WriteHalf<R, W> {
             fn $half_link(&self) -> WriteLink<'_, W, WriteFn<W>, FlushFn<W>> {
                 WriteLink::new(&self.shared, write_to::<W>, flush_of::<W>)
+            }
+        }
+
+        impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AsyncRead for ReadHalf<R, W> {
+            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: $Buf) -> Poll<io::Result<$Out>> {
+                $read(&mut self.get_mut().$half_link(), cx, buf)
             }
         }
 

@@ -4,12 +4,9 @@
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 crate::io_async::async_driver! {
-    runtime: "tokio",
-    io: TokioIo,
-    links: (tokio_link, tokio_half_link),
-    stream: (handshake_tokio, close_tokio),
-    configs: (connect_tokio, accept_tokio),
-    shutdown: poll_shutdown,
+    runtime: "tokio", shutdown: poll_shutdown, read: (&mut ReadBuf<'_> => (), read_into),
+    io: TokioIo, links: (tokio_link, tokio_half_link),
+    stream: (handshake_tokio, close_tokio), configs: (connect_tokio, accept_tokio),
 }
 
 impl<T: AsyncRead + Unpin> PollRead for TokioIo<'_, T> {
@@ -20,43 +17,15 @@ impl<T: AsyncRead + Unpin> PollRead for TokioIo<'_, T> {
     }
 }
 
-/// Advances `buf` past the bytes a read put in its unfilled part.
-fn read_into(result: Poll<io::Result<usize>>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-    let n = ready!(result)?;
+/// Reads plaintext through `link` into the unfilled part of `buf`.
+fn read_into<L: driver::Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    let n = ready!(driver::poll_read(link, cx, buf.initialize_unfilled()))?;
     buf.advance(n);
     Poll::Ready(Ok(()))
-}
-
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<T> {
-    /// Reads plaintext. Ends (no bytes read) only after the peer's `close_notify`; a bare
-    /// end-of-file is an `UnexpectedEof` error.
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let read = driver::poll_read(
-            &mut self.get_mut().tokio_link(),
-            cx,
-            buf.initialize_unfilled(),
-        );
-        read_into(read, buf)
-    }
-}
-
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> AsyncRead for ReadHalf<R, W> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let read = driver::poll_read(
-            &mut self.get_mut().tokio_half_link(),
-            cx,
-            buf.initialize_unfilled(),
-        );
-        read_into(read, buf)
-    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {

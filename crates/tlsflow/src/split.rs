@@ -332,10 +332,6 @@ where
     where
         Self: 'g;
 
-    fn session(&mut self) -> MutexGuard<'_, Session> {
-        lock(&self.shared.session)
-    }
-
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         poll_send_shared(self.shared, cx, Half::Write, true, &mut self.poll_write)
     }
@@ -358,6 +354,10 @@ where
                 other => return other,
             }
         }
+    }
+
+    fn session(&mut self) -> MutexGuard<'_, Session> {
+        lock(&self.shared.session)
     }
 }
 

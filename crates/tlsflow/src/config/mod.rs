@@ -324,20 +324,26 @@ pub(crate) fn suite_name(name: &str) -> String {
 pub(crate) type VerifyCallback =
     Arc<dyn Fn(&[CertificateDer<'_>]) -> Result<(), String> + Send + Sync>;
 
-/// The standard rustls verifier followed by the application's check.
-pub(crate) struct CheckedServerVerifier {
-    pub(crate) inner: Arc<rustls::client::WebPkiServerVerifier>,
-    pub(crate) callback: VerifyCallback,
+/// The client's verifier of servers, where rustls's standard one does not do it all: the
+/// standard checks of the server's identity (none after
+/// [`ClientConfigBuilder::dangerous_disable_verification`]), then the application's check
+/// when it gave one. Signatures are always checked, so the handshake stays sound.
+pub(crate) struct ServerVerifier {
+    pub(crate) identity: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    pub(crate) callback: Option<VerifyCallback>,
+    pub(crate) algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
-impl std::fmt::Debug for CheckedServerVerifier {
+impl std::fmt::Debug for ServerVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckedServerVerifier")
+        f.debug_struct("ServerVerifier")
+            .field("identity", &self.identity.is_some())
+            .field("callback", &self.callback.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl ServerCertVerifier for CheckedServerVerifier {
+impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -346,21 +352,25 @@ impl ServerCertVerifier for CheckedServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        let mut chain = vec![end_entity.clone()];
-        chain.extend(intermediates.iter().cloned());
-        (self.callback)(&chain).map_err(|reason| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-                Arc::new(CallbackRefusal(reason)),
-            )))
-        })?;
-        Ok(verified)
+        if let Some(identity) = &self.identity {
+            identity.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )?;
+        }
+        if let Some(callback) = &self.callback {
+            let mut chain = vec![end_entity.clone()];
+            chain.extend(intermediates.iter().cloned());
+            callback(&chain).map_err(|reason| {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                    rustls::OtherError(Arc::new(CallbackRefusal(reason))),
+                ))
+            })?;
+        }
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -369,7 +379,7 @@ impl ServerCertVerifier for CheckedServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -378,11 +388,11 @@ impl ServerCertVerifier for CheckedServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -448,6 +458,138 @@ impl Common {
         Ok(Arc::new(provider))
     }
 }
+
+/// A configuration for one of the engines: rustls's, or an OpenSSL context.
+#[derive(Clone, Debug)]
+enum Inner<R> {
+    Rustls(Arc<R>),
+    #[cfg(feature = "openssl")]
+    Openssl(::openssl::ssl::SslContext),
+}
+
+/// A configuration type (`ClientConfig`, `ServerConfig`) around `Inner<$rustls>` and the
+/// sessions' limits, with what both have: wrapping an engine's own configuration, looking
+/// inside, and setting limits.
+macro_rules! config_type {
+    ($(#[$doc:meta])* $Config:ident($rustls:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $Config {
+            inner: Inner<$rustls>,
+            limits: Limits,
+        }
+
+        impl $Config {
+            /// Wraps a rustls configuration as it is.
+            ///
+            /// With `enable_secret_extraction = true` (which [`builder`](Self::builder)
+            /// sets), a TLS 1.3 connection moves to tlsflow's own record layer once the
+            /// handshake is over: rustls hands over the traffic secrets and keeps the key
+            /// schedule and session tickets, and tlsflow seals and opens records with
+            /// aws-lc-rs without copying plaintext in between (it honours
+            /// `max_fragment_size`). That happens only when the negotiated suite is one of
+            /// rustls's own aws-lc-rs provider, so the record layer does exactly what the
+            /// configuration chose. Without secret extraction, with TLS 1.2, with another
+            /// provider (ring, a FIPS or custom one) or in a build without the `aws-lc-rs`
+            /// feature, rustls's record layer runs the whole connection, with the configured
+            /// provider.
+            pub fn from_rustls(inner: Arc<$rustls>) -> Self {
+                $Config {
+                    inner: Inner::Rustls(inner),
+                    limits: Limits::default(),
+                }
+            }
+
+            /// Wraps an OpenSSL context as it is, for everything OpenSSL offers beyond the
+            /// builder (password callbacks, verify callbacks, engines, legacy versions). A
+            /// client context that verifies peers verifies the server name given to
+            /// `connect`.
+            #[cfg(feature = "openssl")]
+            pub fn from_openssl(context: ::openssl::ssl::SslContext) -> Self {
+                $Config {
+                    inner: Inner::Openssl(context),
+                    limits: Limits::default(),
+                }
+            }
+
+            /// The rustls configuration inside, if this configuration uses rustls.
+            pub fn rustls(&self) -> Option<&Arc<$rustls>> {
+                match &self.inner {
+                    Inner::Rustls(config) => Some(config),
+                    #[cfg(feature = "openssl")]
+                    Inner::Openssl(_) => None,
+                }
+            }
+
+            /// The engine this configuration builds sessions on.
+            pub fn engine(&self) -> EngineKind {
+                match &self.inner {
+                    Inner::Rustls(_) => EngineKind::Rustls,
+                    #[cfg(feature = "openssl")]
+                    Inner::Openssl(_) => EngineKind::Openssl,
+                }
+            }
+
+            /// Sets the buffer limits of sessions made from this configuration.
+            pub fn with_limits(mut self, limits: Limits) -> Self {
+                self.limits = limits;
+                self
+            }
+        }
+    };
+}
+
+use config_type;
+
+/// A builder's setters of its own certificate chain and key (inside its `impl` block): from
+/// PEM files, and as DER.
+macro_rules! identity_setters {
+    ($(#[$files_doc:meta])* $files:ident, $(#[$der_doc:meta])* $der:ident) => {
+        $(#[$files_doc])*
+        pub fn $files(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+            self.identity = Some(Identity::Files {
+                cert: chain.into(),
+                key: key.into(),
+            });
+            self
+        }
+
+        $(#[$der_doc])*
+        pub fn $der(
+            mut self,
+            chain: Vec<CertificateDer<'static>>,
+            key: PrivateKeyDer<'static>,
+        ) -> Self {
+            self.identity = Some(Identity::Der(chain, key));
+            self
+        }
+    };
+}
+
+use identity_setters;
+
+/// A builder's setters of trust anchors (inside its `impl` block): a PEM file, kept in
+/// `self.$files`, and a DER certificate, kept in `self.$certs`.
+macro_rules! anchor_setters {
+    (
+        $(#[$files_doc:meta])* $files_fn:ident => $files:ident,
+        $(#[$der_doc:meta])* $der_fn:ident => $certs:ident
+    ) => {
+        $(#[$files_doc])*
+        pub fn $files_fn(mut self, path: impl Into<PathBuf>) -> Self {
+            self.$files.push(path.into());
+            self
+        }
+
+        $(#[$der_doc])*
+        pub fn $der_fn(mut self, der: impl Into<CertificateDer<'static>>) -> Self {
+            self.$certs.push(der.into());
+            self
+        }
+    };
+}
+
+use anchor_setters;
 
 /// The setters of [`Common`], for both builders (inside their `impl` blocks).
 macro_rules! common_setters {
@@ -539,54 +681,4 @@ pub(crate) fn restrict_suites(
             .any(|w| suite_name(w) == suite_name(&format!("{:?}", s.suite())))
     });
     Ok(())
-}
-
-/// The verifier behind [`ClientConfigBuilder::dangerous_disable_verification`]: signatures
-/// are still checked (so the handshake is sound), identities are not.
-#[derive(Debug)]
-pub(crate) struct AcceptAnyServer(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

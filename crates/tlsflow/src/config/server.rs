@@ -12,18 +12,9 @@ use crate::engine::RustlsEngine;
 use crate::session::{Limits, Session};
 use crate::{Error, ProtocolVersion, TlsStream};
 
-/// Configuration for TLS servers. Cheap to clone; share one across connections.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    inner: ServerInner,
-    limits: Limits,
-}
-
-#[derive(Clone, Debug)]
-enum ServerInner {
-    Rustls(Arc<rustls::ServerConfig>),
-    #[cfg(feature = "openssl")]
-    Openssl(::openssl::ssl::SslContext),
+config_type! {
+    /// Configuration for TLS servers. Cheap to clone; share one across connections.
+    ServerConfig(rustls::ServerConfig)
 }
 
 impl ServerConfig {
@@ -33,58 +24,6 @@ impl ServerConfig {
         ServerConfigBuilder::default()
     }
 
-    /// Wraps a rustls configuration as it is.
-    ///
-    /// With `enable_secret_extraction = true` (which [`builder`](Self::builder) sets), a TLS
-    /// 1.3 connection moves to tlsflow's own record layer once the handshake is over: rustls
-    /// hands over the traffic secrets and keeps the key schedule and session tickets, and
-    /// tlsflow seals and opens records with aws-lc-rs without copying plaintext in between
-    /// (it honours `max_fragment_size`). That happens only when the negotiated suite is one
-    /// of rustls's own aws-lc-rs provider, so the record layer does exactly what the
-    /// configuration chose. Without secret extraction, with TLS 1.2, with another provider
-    /// (ring, a FIPS or custom one) or in a build without the `aws-lc-rs` feature, rustls's
-    /// record layer runs the whole connection, with the configured provider.
-    pub fn from_rustls(inner: Arc<rustls::ServerConfig>) -> Self {
-        ServerConfig {
-            inner: ServerInner::Rustls(inner),
-            limits: Limits::default(),
-        }
-    }
-
-    /// Wraps an OpenSSL server context as it is, for everything OpenSSL offers beyond the
-    /// builder.
-    #[cfg(feature = "openssl")]
-    pub fn from_openssl(context: ::openssl::ssl::SslContext) -> Self {
-        ServerConfig {
-            inner: ServerInner::Openssl(context),
-            limits: Limits::default(),
-        }
-    }
-
-    /// The rustls configuration inside, if this configuration uses rustls.
-    pub fn rustls(&self) -> Option<&Arc<rustls::ServerConfig>> {
-        match &self.inner {
-            ServerInner::Rustls(config) => Some(config),
-            #[cfg(feature = "openssl")]
-            ServerInner::Openssl(_) => None,
-        }
-    }
-
-    /// The engine this configuration builds sessions on.
-    pub fn engine(&self) -> EngineKind {
-        match &self.inner {
-            ServerInner::Rustls(_) => EngineKind::Rustls,
-            #[cfg(feature = "openssl")]
-            ServerInner::Openssl(_) => EngineKind::Openssl,
-        }
-    }
-
-    /// Sets the buffer limits of sessions made from this configuration.
-    pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
     /// A new server session.
     ///
     /// # Errors
@@ -92,11 +31,9 @@ impl ServerConfig {
     /// [`Error::Config`] if rustls rejects the configuration.
     pub fn session(&self) -> Result<Session, Error> {
         let engine: Box<dyn crate::Engine> = match &self.inner {
-            ServerInner::Rustls(config) => Box::new(RustlsEngine::server(config.clone())?),
+            Inner::Rustls(config) => Box::new(RustlsEngine::server(config.clone())?),
             #[cfg(feature = "openssl")]
-            ServerInner::Openssl(context) => {
-                Box::new(crate::engine::OpensslEngine::server(context)?)
-            }
+            Inner::Openssl(context) => Box::new(crate::engine::OpensslEngine::server(context)?),
         };
         Ok(Session::new(engine, self.limits))
     }
@@ -126,42 +63,25 @@ pub struct ServerConfigBuilder {
 impl ServerConfigBuilder {
     common_setters!();
 
-    /// Serves the certificate chain (leaf first) and private key in these PEM files.
-    pub fn cert_files(mut self, chain: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.identity = Some(Identity::Files {
-            cert: chain.into(),
-            key: key.into(),
-        });
-        self
-    }
-
-    /// Serves this certificate chain (DER, leaf first) and private key.
-    pub fn cert(
-        mut self,
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-    ) -> Self {
-        self.identity = Some(Identity::Der(chain, key));
-        self
-    }
+    identity_setters!(
+        /// Serves the certificate chain (leaf first) and private key in these PEM files.
+        cert_files,
+        /// Serves this certificate chain (DER, leaf first) and private key.
+        cert
+    );
 
     /// Serves a self-signed certificate (see [`SelfSigned`](crate::SelfSigned)).
     pub fn self_signed(self, cert: &crate::SelfSigned) -> Self {
         self.cert(vec![cert.cert_der()], cert.key_der())
     }
 
-    /// Requires clients to present a certificate issued by a CA in this PEM file (mutual TLS;
-    /// may be given several times).
-    pub fn client_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.client_ca_files.push(path.into());
-        self
-    }
-
-    /// Requires clients to present a certificate issued by this CA (DER).
-    pub fn client_ca_certificate(mut self, der: impl Into<CertificateDer<'static>>) -> Self {
-        self.client_ca_certs.push(der.into());
-        self
-    }
+    anchor_setters!(
+        /// Requires clients to present a certificate issued by a CA in this PEM file (mutual TLS;
+        /// may be given several times).
+        client_ca_file => client_ca_files,
+        /// Requires clients to present a certificate issued by this CA (DER).
+        client_ca_certificate => client_ca_certs
+    );
 
     /// Trusts every certificate in the files of a directory as a client CA (requires client
     /// certificates, as [`client_ca_file`](Self::client_ca_file)).
@@ -289,7 +209,7 @@ impl ServerConfigBuilder {
         // Lets the engine run TLS 1.3 records itself once the handshake is over.
         config.enable_secret_extraction = true;
         Ok(ServerConfig {
-            inner: ServerInner::Rustls(Arc::new(config)),
+            inner: Inner::Rustls(Arc::new(config)),
             limits: self.common.limits,
         })
     }

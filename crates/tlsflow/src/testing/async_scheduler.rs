@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::scheduler::flushed;
-use super::{outgoing_bound, HostileTransport, Report, Rng, Scenario};
+use super::{outgoing_bound, Flow, HostileTransport, Report, Rng, Scenario};
 use crate::session::{Buffered, Limits};
 
 /// An async stream the scheduler can drive, whatever its async I/O traits.
@@ -59,12 +59,7 @@ struct Task<S> {
     read_waker: Waker,
     write_flag: Arc<Flag>,
     write_waker: Waker,
-    outgoing: Vec<u8>,
-    sent: usize,
-    expected: Vec<u8>,
-    received: usize,
-    shut: bool,
-    eof: bool,
+    flow: Flow,
     idle_turns: u64,
     buf: Vec<u8>,
 }
@@ -90,19 +85,14 @@ impl<S: AsyncTestStream> Task<S> {
             read_flag,
             write_waker: Waker::from(write_flag.clone()),
             write_flag,
-            outgoing,
-            sent: 0,
-            expected,
-            received: 0,
-            shut: false,
-            eof: false,
+            flow: Flow::new(outgoing, expected),
             idle_turns: 0,
             buf: vec![0; max_read],
         }
     }
 
     fn done(&self) -> bool {
-        self.shut && self.eof
+        self.flow.shut && self.flow.eof
     }
 
     fn pending(&mut self, before: u64, op: &str) -> Result<(), String> {
@@ -143,22 +133,12 @@ impl<S: AsyncTestStream> Task<S> {
                 continue;
             }
             match op {
-                0 if self.sent < self.outgoing.len() => {
-                    let len = rng
-                        .log_between(1, scenario.max_write)
-                        .min(self.outgoing.len() - self.sent);
-                    match self
-                        .stream
-                        .poll_write(&mut cx, &self.outgoing[self.sent..self.sent + len])
-                    {
-                        Poll::Ready(Ok(0)) => {
-                            return Err(format!("{}: write returned 0 for {len} bytes", self.name))
-                        }
-                        Poll::Ready(Ok(n)) if n > len => {
-                            return Err(format!("{}: write claimed {n} of {len}", self.name))
-                        }
+                0 if self.flow.sent < self.flow.outgoing.len() => {
+                    let chunk = self.flow.next_write(rng, scenario);
+                    let len = chunk.len();
+                    match self.stream.poll_write(&mut cx, chunk) {
                         Poll::Ready(Ok(n)) => {
-                            self.sent += n;
+                            self.flow.wrote(self.name, n, len)?;
                             write_progress = true;
                         }
                         Poll::Ready(Err(e)) => {
@@ -167,10 +147,10 @@ impl<S: AsyncTestStream> Task<S> {
                         Poll::Pending => self.pending(before, "write")?,
                     }
                 }
-                0 if !self.shut => match self.stream.poll_shutdown(&mut cx) {
+                0 if !self.flow.shut => match self.stream.poll_shutdown(&mut cx) {
                     Poll::Ready(Ok(())) => {
                         self.check_flushed("shutdown")?;
-                        self.shut = true;
+                        self.flow.shut = true;
                         write_progress = true;
                     }
                     Poll::Ready(Err(e)) => {
@@ -178,44 +158,28 @@ impl<S: AsyncTestStream> Task<S> {
                     }
                     Poll::Pending => self.pending(before, "shutdown")?,
                 },
-                1 if !self.eof => {
+                1 if !self.flow.eof => {
                     let len = rng.log_between(1, self.buf.len());
                     match self.stream.poll_read(&mut read_cx, &mut self.buf[..len]) {
                         Poll::Ready(Ok(0)) => {
-                            if self.received != self.expected.len() {
-                                return Err(format!(
-                                    "{}: clean EOF after {} of {} bytes",
-                                    self.name,
-                                    self.received,
-                                    self.expected.len()
-                                ));
-                            }
-                            self.eof = true;
+                            self.flow.clean_end(self.name)?;
                             read_progress = true;
                         }
                         Poll::Ready(Ok(n)) => {
-                            let end = self.received + n;
-                            if end > self.expected.len()
-                                || self.buf[..n] != self.expected[self.received..end]
-                            {
-                                return Err(format!(
-                                    "{}: byte mismatch within {}..{end}",
-                                    self.name, self.received
-                                ));
-                            }
-                            self.received = end;
+                            let data = &self.buf[..n];
+                            self.flow.read(self.name, data)?;
                             read_progress = true;
                         }
                         Poll::Ready(Err(e)) => {
                             return Err(format!(
                                 "{}: read failed after {} bytes: {e}",
-                                self.name, self.received
+                                self.name, self.flow.received
                             ))
                         }
                         Poll::Pending => self.pending(before, "read")?,
                     }
                 }
-                2 if !self.shut => match self.stream.poll_flush(&mut cx) {
+                2 if !self.flow.shut => match self.stream.poll_flush(&mut cx) {
                     // Promise 2: a successful flush leaves no accepted byte behind.
                     Poll::Ready(Ok(())) => self.check_flushed("flush")?,
                     Poll::Ready(Err(e)) => return Err(format!("{}: flush failed: {e}", self.name)),
@@ -249,13 +213,7 @@ pub fn run_pair_async<C: AsyncTestStream, S: AsyncTestStream>(
     scenario: &Scenario,
 ) -> Result<Report, String> {
     let mut rng = Rng::new(scenario.seed);
-    let mut payload = |len: usize| {
-        let mut v = vec![0u8; len];
-        rng.fill(&mut v);
-        v
-    };
-    let to_server = payload(scenario.client_sends);
-    let to_client = payload(scenario.server_sends);
+    let (to_server, to_client) = scenario.payloads(&mut rng);
     let max_read = scenario.max_read.max(1);
     let mut c = Task::new(
         "client",
@@ -288,9 +246,8 @@ pub fn run_pair_async<C: AsyncTestStream, S: AsyncTestStream>(
         let pick_client = match (c_ready, s_ready) {
             (false, false) => {
                 return Err(format!(
-                    "lost wake-up: neither side is woken (client sent {}/{} received {}/{}; server sent {}/{} received {}/{})",
-                    c.sent, c.outgoing.len(), c.received, c.expected.len(),
-                    s.sent, s.outgoing.len(), s.received, s.expected.len()
+                    "lost wake-up: neither side is woken (client {}; server {})",
+                    c.flow, s.flow
                 ))
             }
             (true, true) => rng.below(2) == 0,
@@ -302,8 +259,8 @@ pub fn run_pair_async<C: AsyncTestStream, S: AsyncTestStream>(
             step(&mut s, &mut rng, scenario)?;
         }
     }
-    report.client_received = c.received;
-    report.server_received = s.received;
+    report.client_received = c.flow.received;
+    report.server_received = s.flow.received;
     report.would_blocks = c.stream.transport_pendings() + s.stream.transport_pendings();
     Ok(report)
 }
@@ -349,74 +306,124 @@ pub struct TokioPeer(pub crate::TlsStream<HostileTransport>);
 #[derive(Debug)]
 pub struct FuturesPeer(pub crate::TlsStream<HostileTransport>);
 
-/// What a peer over one stream does the same on either runtime: writes through the
-/// runtime's `AsyncWrite` (`$shutdown` is its name for shutting down), and reports on the
-/// transport and the session.
-macro_rules! one_stream_peer {
-    ($($runtime:ident)::+, $shutdown:ident) => {
-        fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            $($runtime)::+::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.0), cx, buf)
-        }
-        fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            $($runtime)::+::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.0), cx)
-        }
-        fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            $($runtime)::+::AsyncWrite::$shutdown(std::pin::Pin::new(&mut self.0), cx)
-        }
-        fn transport_pendings(&mut self) -> u64 {
-            self.0.get_ref().would_blocks()
-        }
-        fn deliver_events(&mut self) -> bool {
-            self.0.get_ref().deliver_events()
-        }
-        fn transport_bytes(&mut self) -> u64 {
-            self.0.get_ref().bytes_moved()
-        }
-        fn buffered(&self) -> (Buffered, Limits) {
-            (self.0.buffered(), self.0.session().limits())
+/// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport (one
+/// transport handle each), driven through tokio's traits as two tasks.
+#[cfg(feature = "tokio")]
+pub struct TokioSplitPeer(Halves);
+
+/// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport, driven
+/// through futures-io's traits as two tasks.
+#[cfg(feature = "futures-io")]
+pub struct FuturesSplitPeer(Halves);
+
+/// The halves of a split peer, and a handle of their transport to watch it through.
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+struct Halves {
+    read: crate::ReadHalf<HostileTransport, HostileTransport>,
+    write: crate::WriteHalf<HostileTransport, HostileTransport>,
+    probe: HostileTransport,
+}
+
+/// What the scheduler watches in a peer: its transport and what its reading side buffers.
+trait Watched {
+    fn probe(&self) -> &HostileTransport;
+    fn parts(&self) -> (Buffered, Limits);
+}
+
+impl Watched for crate::TlsStream<HostileTransport> {
+    fn probe(&self) -> &HostileTransport {
+        self.get_ref()
+    }
+    fn parts(&self) -> (Buffered, Limits) {
+        (self.buffered(), self.session().limits())
+    }
+}
+
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+impl Watched for Halves {
+    fn probe(&self) -> &HostileTransport {
+        &self.probe
+    }
+    fn parts(&self) -> (Buffered, Limits) {
+        (self.read.buffered(), self.read.limits())
+    }
+}
+
+#[cfg(feature = "tokio")]
+fn tokio_read<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let mut read_buf = tokio::io::ReadBuf::new(buf);
+    std::task::ready!(tokio::io::AsyncRead::poll_read(
+        std::pin::Pin::new(io),
+        cx,
+        &mut read_buf
+    ))?;
+    Poll::Ready(Ok(read_buf.filled().len()))
+}
+
+#[cfg(feature = "futures-io")]
+fn futures_read<R: futures_io::AsyncRead + Unpin>(
+    io: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    futures_io::AsyncRead::poll_read(std::pin::Pin::new(io), cx, buf)
+}
+
+/// `AsyncTestStream` for a peer: reads through `$read` from `self.$reader`, writes through
+/// the runtime's `AsyncWrite` to `self.$writer` (`$shutdown` is the runtime's name for
+/// shutting down), and is watched through `self.$watched`.
+macro_rules! async_peer {
+    (
+        $Peer:ident, $($runtime:ident)::+, $shutdown:ident, $read:ident,
+        $watched:tt, reader: [$($reader:ident)?], writer: [$($writer:ident)?], split: $split:literal
+    ) => {
+        impl AsyncTestStream for $Peer {
+            fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+                $read(&mut self.$watched $(.$reader)?, cx, buf)
+            }
+            fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                let io = std::pin::Pin::new(&mut self.$watched $(.$writer)?);
+                $($runtime)::+::AsyncWrite::poll_write(io, cx, buf)
+            }
+            fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let io = std::pin::Pin::new(&mut self.$watched $(.$writer)?);
+                $($runtime)::+::AsyncWrite::poll_flush(io, cx)
+            }
+            fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let io = std::pin::Pin::new(&mut self.$watched $(.$writer)?);
+                $($runtime)::+::AsyncWrite::$shutdown(io, cx)
+            }
+            fn transport_pendings(&mut self) -> u64 {
+                self.$watched.probe().would_blocks()
+            }
+            fn deliver_events(&mut self) -> bool {
+                self.$watched.probe().deliver_events()
+            }
+            fn transport_bytes(&mut self) -> u64 {
+                self.$watched.probe().bytes_moved()
+            }
+            fn buffered(&self) -> (Buffered, Limits) {
+                self.$watched.parts()
+            }
+            fn is_split(&self) -> bool {
+                $split
+            }
         }
     };
 }
 
 #[cfg(feature = "tokio")]
-impl AsyncTestStream for TokioPeer {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut read_buf = tokio::io::ReadBuf::new(buf);
-        std::task::ready!(tokio::io::AsyncRead::poll_read(
-            std::pin::Pin::new(&mut self.0),
-            cx,
-            &mut read_buf
-        ))?;
-        Poll::Ready(Ok(read_buf.filled().len()))
-    }
-    one_stream_peer!(tokio::io, poll_shutdown);
-}
-
+async_peer!(TokioPeer, tokio::io, poll_shutdown, tokio_read, 0, reader: [], writer: [], split: false);
 #[cfg(feature = "futures-io")]
-impl AsyncTestStream for FuturesPeer {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.0), cx, buf)
-    }
-    one_stream_peer!(futures_io, poll_close);
-}
-
-/// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport (one
-/// transport handle each), driven through tokio's traits as two tasks.
+async_peer!(FuturesPeer, futures_io, poll_close, futures_read, 0, reader: [], writer: [], split: false);
 #[cfg(feature = "tokio")]
-pub struct TokioSplitPeer {
-    read: crate::ReadHalf<HostileTransport, HostileTransport>,
-    write: crate::WriteHalf<HostileTransport, HostileTransport>,
-    probe: HostileTransport,
-}
-
-/// Split halves of a [`TlsStream`](crate::TlsStream) over the hostile transport, driven
-/// through futures-io's traits as two tasks.
+async_peer!(TokioSplitPeer, tokio::io, poll_shutdown, tokio_read, 0, reader: [read], writer: [write], split: true);
 #[cfg(feature = "futures-io")]
-pub struct FuturesSplitPeer {
-    read: crate::ReadHalf<HostileTransport, HostileTransport>,
-    write: crate::WriteHalf<HostileTransport, HostileTransport>,
-    probe: HostileTransport,
-}
+async_peer!(FuturesSplitPeer, futures_io, poll_close, futures_read, 0, reader: [read], writer: [write], split: true);
 
 macro_rules! split_peer {
     ($name:ident) => {
@@ -433,7 +440,7 @@ macro_rules! split_peer {
             ) -> Result<Self, crate::TlsStream<HostileTransport>> {
                 let probe = stream.get_ref().handle();
                 let (read, write) = stream.split_with(|t| (t.handle(), t))?;
-                Ok($name { read, write, probe })
+                Ok($name(Halves { read, write, probe }))
             }
         }
 
@@ -449,71 +456,3 @@ macro_rules! split_peer {
 split_peer!(TokioSplitPeer);
 #[cfg(feature = "futures-io")]
 split_peer!(FuturesSplitPeer);
-
-#[cfg(feature = "tokio")]
-impl AsyncTestStream for TokioSplitPeer {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut read_buf = tokio::io::ReadBuf::new(buf);
-        std::task::ready!(tokio::io::AsyncRead::poll_read(
-            std::pin::Pin::new(&mut self.read),
-            cx,
-            &mut read_buf
-        ))?;
-        Poll::Ready(Ok(read_buf.filled().len()))
-    }
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.write), cx, buf)
-    }
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.write), cx)
-    }
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.write), cx)
-    }
-    fn transport_pendings(&mut self) -> u64 {
-        self.probe.would_blocks()
-    }
-    fn deliver_events(&mut self) -> bool {
-        self.probe.deliver_events()
-    }
-    fn transport_bytes(&mut self) -> u64 {
-        self.probe.bytes_moved()
-    }
-    fn buffered(&self) -> (Buffered, Limits) {
-        (self.read.buffered(), self.read.limits())
-    }
-    fn is_split(&self) -> bool {
-        true
-    }
-}
-
-#[cfg(feature = "futures-io")]
-impl AsyncTestStream for FuturesSplitPeer {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut self.read), cx, buf)
-    }
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        futures_io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.write), cx, buf)
-    }
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.write), cx)
-    }
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_close(std::pin::Pin::new(&mut self.write), cx)
-    }
-    fn transport_pendings(&mut self) -> u64 {
-        self.probe.would_blocks()
-    }
-    fn deliver_events(&mut self) -> bool {
-        self.probe.deliver_events()
-    }
-    fn transport_bytes(&mut self) -> u64 {
-        self.probe.bytes_moved()
-    }
-    fn buffered(&self) -> (Buffered, Limits) {
-        (self.read.buffered(), self.read.limits())
-    }
-    fn is_split(&self) -> bool {
-        true
-    }
-}

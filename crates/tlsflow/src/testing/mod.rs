@@ -182,3 +182,96 @@ pub fn stream_pair(
     let (a, b) = HostileTransport::pair(seed, hostility);
     Ok((client.connect("localhost", a)?, server.accept(b)?))
 }
+
+/// What a scheduled peer has sent and received, against what it must.
+pub(crate) struct Flow {
+    pub(crate) outgoing: Vec<u8>,
+    pub(crate) sent: usize,
+    pub(crate) expected: Vec<u8>,
+    pub(crate) received: usize,
+    /// The peer shut its writing down.
+    pub(crate) shut: bool,
+    /// The peer read the end of the stream.
+    pub(crate) eof: bool,
+}
+
+impl Flow {
+    pub(crate) fn new(outgoing: Vec<u8>, expected: Vec<u8>) -> Self {
+        Flow {
+            outgoing,
+            sent: 0,
+            expected,
+            received: 0,
+            shut: false,
+            eof: false,
+        }
+    }
+
+    /// The next write: a random length (at most `scenario.max_write`) of what is left.
+    pub(crate) fn next_write(&self, rng: &mut Rng, scenario: &Scenario) -> &[u8] {
+        let left = &self.outgoing[self.sent..];
+        &left[..rng.log_between(1, scenario.max_write).min(left.len())]
+    }
+
+    /// Counts a write of `len` bytes that returned `n`, checking promise 1: at least one
+    /// byte, at most those offered.
+    pub(crate) fn wrote(&mut self, name: &str, n: usize, len: usize) -> Result<(), String> {
+        match n {
+            0 => Err(format!("{name}: write returned 0 for {len} bytes")),
+            n if n > len => Err(format!("{name}: write claimed {n} of {len} bytes")),
+            n => {
+                self.sent += n;
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks `data`, just read by `name`, against what its peer sent.
+    pub(crate) fn read(&mut self, name: &str, data: &[u8]) -> Result<(), String> {
+        let end = self.received + data.len();
+        let Some(sent) = self.expected.get(self.received..end) else {
+            return Err(format!(
+                "{name}: received {end} bytes, more than the {} sent",
+                self.expected.len()
+            ));
+        };
+        match data.iter().zip(sent).position(|(got, want)| got != want) {
+            Some(at) => Err(format!(
+                "{name}: byte mismatch at offset {}",
+                self.received + at
+            )),
+            None => {
+                self.received = end;
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks that `name` read all its peer sent before a clean end of the stream.
+    pub(crate) fn clean_end(&mut self, name: &str) -> Result<(), String> {
+        if self.received != self.expected.len() {
+            return Err(format!(
+                "{name}: clean EOF after {} of {} bytes",
+                self.received,
+                self.expected.len()
+            ));
+        }
+        self.eof = true;
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {}/{} received {}/{} shut {} eof {}",
+            self.sent,
+            self.outgoing.len(),
+            self.received,
+            self.expected.len(),
+            self.shut,
+            self.eof
+        )
+    }
+}

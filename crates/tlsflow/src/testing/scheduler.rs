@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::{HostileTransport, Rng};
+use super::{Flow, HostileTransport, Rng};
 use crate::session::{Buffered, Limits, MAX_RECORD_WIRE_SIZE};
 use crate::TlsStream;
 
@@ -82,6 +82,18 @@ impl Default for Scenario {
     }
 }
 
+impl Scenario {
+    /// The random payloads the client and the server send, drawn from `rng`.
+    pub(crate) fn payloads(&self, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+        let mut payload = |len: usize| {
+            let mut v = vec![0u8; len];
+            rng.fill(&mut v);
+            v
+        };
+        (payload(self.client_sends), payload(self.server_sends))
+    }
+}
+
 /// What a successful run did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -98,18 +110,13 @@ pub struct Report {
 struct Peer<S> {
     name: &'static str,
     stream: S,
-    outgoing: Vec<u8>,
-    sent: usize,
-    expected: Vec<u8>,
-    received: usize,
-    shut: bool,
-    eof: bool,
+    flow: Flow,
     read_buf: Vec<u8>,
 }
 
 impl<S: TestStream> Peer<S> {
     fn done(&self) -> bool {
-        self.shut && self.eof
+        self.flow.shut && self.flow.eof
     }
 
     /// A `WouldBlock` from the stream is legal only if the transport returned one in the
@@ -127,75 +134,38 @@ impl<S: TestStream> Peer<S> {
     fn step(&mut self, action: usize, rng: &mut Rng, scenario: &Scenario) -> Result<(), String> {
         let before = self.stream.transport().would_blocks();
         match action {
-            0 if self.sent < self.outgoing.len() => {
-                let len = rng
-                    .log_between(1, scenario.max_write)
-                    .min(self.outgoing.len() - self.sent);
-                match self
-                    .stream
-                    .write(&self.outgoing[self.sent..self.sent + len])
-                {
-                    Ok(0) => {
-                        return Err(format!(
-                            "{}: write returned Ok(0) for {len} bytes",
-                            self.name
-                        ))
-                    }
-                    Ok(n) if n > len => {
-                        return Err(format!("{}: write claimed {n} of {len} bytes", self.name))
-                    }
-                    Ok(n) => self.sent += n,
+            0 if self.flow.sent < self.flow.outgoing.len() => {
+                let chunk = self.flow.next_write(rng, scenario);
+                let len = chunk.len();
+                match self.stream.write(chunk) {
+                    Ok(n) => self.flow.wrote(self.name, n, len)?,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.check_would_block(before, "write")?
                     }
                     Err(e) => return Err(format!("{}: write failed: {e}", self.name)),
                 }
             }
-            0 | 2 if self.sent == self.outgoing.len() && !self.shut => match self.stream.shutdown()
-            {
-                Ok(()) => {
-                    self.check_flushed("shutdown")?;
-                    self.shut = true;
+            0 | 2 if self.flow.sent == self.flow.outgoing.len() && !self.flow.shut => {
+                match self.stream.shutdown() {
+                    Ok(()) => {
+                        self.check_flushed("shutdown")?;
+                        self.flow.shut = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.check_would_block(before, "shutdown")?
+                    }
+                    Err(e) => return Err(format!("{}: shutdown failed: {e}", self.name)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.check_would_block(before, "shutdown")?
-                }
-                Err(e) => return Err(format!("{}: shutdown failed: {e}", self.name)),
-            },
-            1 if !self.eof => {
+            }
+            1 if !self.flow.eof => {
                 let len = rng.log_between(1, scenario.max_read);
                 match self.stream.read(&mut self.read_buf[..len]) {
                     Ok(0) => {
-                        if self.received != self.expected.len() {
-                            return Err(format!(
-                                "{}: clean EOF after {} of {} bytes",
-                                self.name,
-                                self.received,
-                                self.expected.len()
-                            ));
-                        }
-                        self.eof = true;
+                        self.flow.clean_end(self.name)?;
                     }
                     Ok(n) => {
-                        let end = self.received + n;
-                        if end > self.expected.len() {
-                            return Err(format!(
-                                "{}: received {end} bytes, more than the {} sent",
-                                self.name,
-                                self.expected.len()
-                            ));
-                        }
-                        if self.read_buf[..n] != self.expected[self.received..end] {
-                            let at = (0..n)
-                                .find(|&i| self.read_buf[i] != self.expected[self.received + i])
-                                .unwrap_or(0);
-                            return Err(format!(
-                                "{}: byte mismatch at offset {}",
-                                self.name,
-                                self.received + at
-                            ));
-                        }
-                        self.received = end;
+                        let data = &self.read_buf[..n];
+                        self.flow.read(self.name, data)?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.check_would_block(before, "read")?
@@ -203,7 +173,7 @@ impl<S: TestStream> Peer<S> {
                     Err(e) => {
                         return Err(format!(
                             "{}: read failed after {} bytes: {e}",
-                            self.name, self.received
+                            self.name, self.flow.received
                         ))
                     }
                 }
@@ -252,10 +222,10 @@ impl<S: TestStream> Peer<S> {
     fn progress(&mut self) -> (u64, usize, usize, bool, bool) {
         (
             self.stream.transport().bytes_moved(),
-            self.sent,
-            self.received,
-            self.shut,
-            self.eof,
+            self.flow.sent,
+            self.flow.received,
+            self.flow.shut,
+            self.flow.eof,
         )
     }
 }
@@ -288,34 +258,18 @@ pub fn run_pair_with<C: TestStream, S: TestStream>(
     scenario: &Scenario,
     mut rng: Rng,
 ) -> Result<Report, String> {
-    let mut payload = |len: usize| {
-        let mut v = vec![0u8; len];
-        rng.fill(&mut v);
-        v
-    };
-    let to_server = payload(scenario.client_sends);
-    let to_client = payload(scenario.server_sends);
+    let (to_server, to_client) = scenario.payloads(&mut rng);
     let max_read = scenario.max_read.max(1);
     let mut c = Peer {
         name: "client",
         stream: client,
-        outgoing: to_server.clone(),
-        sent: 0,
-        expected: to_client.clone(),
-        received: 0,
-        shut: false,
-        eof: false,
+        flow: Flow::new(to_server.clone(), to_client.clone()),
         read_buf: vec![0; max_read],
     };
     let mut s = Peer {
         name: "server",
         stream: server,
-        outgoing: to_client,
-        sent: 0,
-        expected: to_server,
-        received: 0,
-        shut: false,
-        eof: false,
+        flow: Flow::new(to_client, to_server),
         read_buf: vec![0; max_read],
     };
     let mut report = Report::default();
@@ -355,17 +309,16 @@ pub fn run_pair_with<C: TestStream, S: TestStream>(
             let now = (c.progress(), s.progress());
             if now == last && !(c.done() && s.done()) {
                 return Err(format!(
-                    "hang: no progress possible (client sent {}/{} received {}/{} shut {} eof {}; server sent {}/{} received {}/{} shut {} eof {})",
-                    c.sent, c.outgoing.len(), c.received, c.expected.len(), c.shut, c.eof,
-                    s.sent, s.outgoing.len(), s.received, s.expected.len(), s.shut, s.eof
+                    "hang: no progress possible (client {}; server {})",
+                    c.flow, s.flow
                 ));
             }
             last = now;
             stalled = 0;
         }
     }
-    report.client_received = c.received;
-    report.server_received = s.received;
+    report.client_received = c.flow.received;
+    report.server_received = s.flow.received;
     report.would_blocks = c.stream.transport().would_blocks() + s.stream.transport().would_blocks();
     Ok(report)
 }

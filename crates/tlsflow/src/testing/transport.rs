@@ -207,19 +207,37 @@ impl HostileTransport {
 }
 
 impl HostileTransport {
-    /// Reads like a non-blocking socket. With a `waker`, a blocked read registers it (an
-    /// injected `WouldBlock` wakes it at once, as a spurious readiness would).
-    pub(crate) fn read_with(&mut self, buf: &mut [u8], waker: Option<&Waker>) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+    /// What an operation on `len` bytes meets before the pipe: the most it may move now, or
+    /// its result already (`Ok(0)` for an empty buffer, or an injected error; an injected
+    /// `WouldBlock` wakes `waker` at once, as a spurious readiness would).
+    fn start(&mut self, len: usize, waker: Option<&Waker>) -> Result<usize, io::Result<usize>> {
+        if len == 0 {
+            return Err(Ok(0));
         }
         if let Some(err) = self.injected() {
             if let (Some(w), io::ErrorKind::WouldBlock) = (waker, err.kind()) {
                 w.wake_by_ref();
             }
-            return Err(err);
+            return Err(Err(err));
         }
-        let limit = self.rng.between(1, self.hostility.max_io);
+        Ok(self.rng.between(1, self.hostility.max_io))
+    }
+
+    /// Counts `n` bytes moved.
+    fn moved(&self, n: usize) -> io::Result<usize> {
+        self.stats
+            .bytes_moved
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Reads like a non-blocking socket. With a `waker`, a blocked read registers it (an
+    /// injected `WouldBlock` wakes it at once, as a spurious readiness would).
+    pub(crate) fn read_with(&mut self, buf: &mut [u8], waker: Option<&Waker>) -> io::Result<usize> {
+        let limit = match self.start(buf.len(), waker) {
+            Ok(limit) => limit,
+            Err(done) => return done,
+        };
         let side = self.side;
         let n = {
             let mut pipe = self.lock();
@@ -244,26 +262,17 @@ impl HostileTransport {
             dir.write_event = true;
             n
         };
-        self.stats
-            .bytes_moved
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        self.moved(n)
     }
 
     /// Writes like a non-blocking socket; see [`read_with`](Self::read_with).
     pub(crate) fn write_with(&mut self, buf: &[u8], waker: Option<&Waker>) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if let Some(err) = self.injected() {
-            if let (Some(w), io::ErrorKind::WouldBlock) = (waker, err.kind()) {
-                w.wake_by_ref();
-            }
-            return Err(err);
-        }
-        let limit = self.rng.between(1, self.hostility.max_io);
-        let side = self.side;
+        let limit = match self.start(buf.len(), waker) {
+            Ok(limit) => limit,
+            Err(done) => return done,
+        };
         let capacity = self.hostility.capacity;
+        let side = self.side;
         let n = {
             let mut pipe = self.lock();
             let dir = &mut pipe.dirs[side];
@@ -285,10 +294,7 @@ impl HostileTransport {
             dir.read_event = true;
             n
         };
-        self.stats
-            .bytes_moved
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        self.moved(n)
     }
 }
 
@@ -339,80 +345,59 @@ fn pending_on_would_block<T>(result: io::Result<T>) -> std::task::Poll<io::Resul
     }
 }
 
-/// `AsyncWrite` for the hostile transport, on a runtime whose name for shutting down is
-/// `$shutdown` (the runtime's `AsyncWrite` in scope).
+/// The module `$module` with the hostile transport's async I/O traits of a runtime:
+/// `AsyncWrite` (whose name for shutting down is `$shutdown`), and the runtime's
+/// `AsyncRead` impl as given.
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
-macro_rules! async_write {
-    ($shutdown:ident) => {
-        impl AsyncWrite for HostileTransport {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                poll(self.get_mut().write_with(buf, Some(cx.waker())))
-            }
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-            fn $shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                self.get_mut().close_write();
-                Poll::Ready(Ok(()))
+macro_rules! async_io {
+    ($module:ident, $($runtime:ident)::+, $shutdown:ident, $read:item) => {
+        mod $module {
+            use std::pin::Pin;
+            use std::task::{Context, Poll};
+
+            use $($runtime)::+::{AsyncRead, AsyncWrite};
+
+            use super::pending_on_would_block as poll;
+            use super::*;
+
+            $read
+
+            impl AsyncWrite for HostileTransport {
+                fn poll_write(
+                    self: Pin<&mut Self>,
+                    cx: &mut Context<'_>,
+                    buf: &[u8],
+                ) -> Poll<io::Result<usize>> {
+                    poll(self.get_mut().write_with(buf, Some(cx.waker())))
+                }
+                fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    Poll::Ready(Ok(()))
+                }
+                fn $shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                    self.get_mut().close_write();
+                    Poll::Ready(Ok(()))
+                }
             }
         }
     };
 }
 
 #[cfg(feature = "tokio")]
-mod tokio_impls {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-    use super::pending_on_would_block as poll;
-    use super::*;
-
-    impl AsyncRead for HostileTransport {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            let n = std::task::ready!(poll(
-                this.read_with(buf.initialize_unfilled(), Some(cx.waker()))
-            ))?;
-            buf.advance(n);
-            Poll::Ready(Ok(()))
-        }
+async_io!(tokio_impls, tokio::io, poll_shutdown, impl AsyncRead for HostileTransport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let read = poll(self.get_mut().read_with(buf.initialize_unfilled(), Some(cx.waker())));
+        let n = std::task::ready!(read)?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
-
-    async_write!(poll_shutdown);
-}
+});
 
 #[cfg(feature = "futures-io")]
-mod futures_impls {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use futures_io::{AsyncRead, AsyncWrite};
-
-    use super::pending_on_would_block as poll;
-    use super::*;
-
-    impl AsyncRead for HostileTransport {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            poll(self.get_mut().read_with(buf, Some(cx.waker())))
-        }
+async_io!(futures_impls, futures_io, poll_close, impl AsyncRead for HostileTransport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        poll(self.get_mut().read_with(buf, Some(cx.waker())))
     }
-
-    async_write!(poll_close);
-}
+});
 
 #[cfg(test)]
 mod tests {

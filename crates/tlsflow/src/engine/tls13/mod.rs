@@ -32,7 +32,7 @@ mod protection;
 #[cfg(test)]
 mod tests;
 
-use self::protection::{complete_record, inner_type, Protection};
+use self::protection::{complete_record, inner_type, Direction, Protection};
 pub(crate) use self::protection::{implements, Keys};
 
 const HEADER: usize = RECORD_HEADER;
@@ -159,7 +159,7 @@ impl Traffic {
     /// of ours answers the peer's requests so far.
     fn update_sending_key(&mut self, request: bool) -> Result<(), Fatal> {
         self.seal_control(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, u8::from(request)])?;
-        self.seal = self.keys.next_sending()?;
+        self.seal = self.keys.next(Direction::Send)?;
         self.answer_owed = false;
         Ok(())
     }
@@ -491,7 +491,7 @@ impl Traffic {
             ));
         }
         self.key_updates_in_a_row += 1;
-        self.open = self.keys.next_receiving()?;
+        self.open = self.keys.next(Direction::Receive)?;
         self.answer_owed |= request && !self.sent_close;
         Ok(())
     }
@@ -525,7 +525,7 @@ impl Traffic {
             .map_err(|_| Error::protocol("sealing a record failed"))?;
         out.commit(HEADER + inner.len() + TAG);
         if next_key {
-            self.seal = self.keys.next_sending().map_err(|f| f.error)?;
+            self.seal = self.keys.next(Direction::Send).map_err(|f| f.error)?;
         }
         Ok(())
     }

@@ -47,6 +47,13 @@ pub(crate) enum Keys {
     Server(KernelConnection<ServerConnectionData>),
 }
 
+/// One direction of the connection.
+#[derive(Clone, Copy)]
+pub(super) enum Direction {
+    Send,
+    Receive,
+}
+
 impl Keys {
     pub(super) fn suite(&self) -> SupportedCipherSuite {
         match self {
@@ -55,20 +62,14 @@ impl Keys {
         }
     }
 
-    pub(super) fn next_sending(&mut self) -> Result<Protection, Fatal> {
-        let next = match self {
-            Keys::Client(k) => k.update_tx_secret(),
-            Keys::Server(k) => k.update_tx_secret(),
-        };
-        let (seq, secrets) =
-            next.map_err(|e| fatal(INTERNAL_ERROR, format!("cannot update keys: {e}")))?;
-        Protection::new(&secrets, seq)
-    }
-
-    pub(super) fn next_receiving(&mut self) -> Result<Protection, Fatal> {
-        let next = match self {
-            Keys::Client(k) => k.update_rx_secret(),
-            Keys::Server(k) => k.update_rx_secret(),
+    /// Moves to the next traffic secret of one direction (a key update): the protection
+    /// of what is sent from now on, or of what is received.
+    pub(super) fn next(&mut self, direction: Direction) -> Result<Protection, Fatal> {
+        let next = match (self, direction) {
+            (Keys::Client(k), Direction::Send) => k.update_tx_secret(),
+            (Keys::Client(k), Direction::Receive) => k.update_rx_secret(),
+            (Keys::Server(k), Direction::Send) => k.update_tx_secret(),
+            (Keys::Server(k), Direction::Receive) => k.update_rx_secret(),
         };
         let (seq, secrets) =
             next.map_err(|e| fatal(INTERNAL_ERROR, format!("cannot update keys: {e}")))?;

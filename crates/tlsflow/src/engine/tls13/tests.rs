@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::*;
 use crate::engine::{Engine, PlainRead, RustlsEngine};
@@ -8,9 +8,17 @@ use crate::testing::Rng;
 use crate::SelfSigned;
 
 fn configs() -> (rustls::ClientConfig, rustls::ServerConfig) {
+    configs_with(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// rustls configurations from tlsflow's builders, the server's on `provider`.
+fn configs_with(
+    provider: rustls::crypto::CryptoProvider,
+) -> (rustls::ClientConfig, rustls::ServerConfig) {
     let cert = SelfSigned::generate(&["localhost"]).unwrap();
     let server = crate::ServerConfig::builder()
         .self_signed(&cert)
+        .crypto_provider(Arc::new(provider))
         .build()
         .unwrap();
     let client = crate::ClientConfig::builder()
@@ -108,15 +116,21 @@ fn transfer(
     got
 }
 
+/// A client and a server engine with the default configurations, handshake done.
+fn established() -> [RustlsEngine; 2] {
+    let (client, server) = configs();
+    let mut pair = engines(client, server);
+    handshake(&mut pair);
+    pair
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
 #[test]
 fn the_record_layer_takes_over_and_moves_data_both_ways() {
-    let (client, server) = configs();
-    let mut pair = engines(client, server);
-    handshake(&mut pair);
+    let mut pair = established();
     let [c, s] = &mut pair;
     assert!(c.traffic().is_some(), "the client stayed on rustls");
     assert!(s.traffic().is_some(), "the server stayed on rustls");
@@ -152,25 +166,13 @@ fn the_record_layer_takes_over_and_moves_data_both_ways() {
 /// record layer.
 #[test]
 fn a_second_client_hello_in_tiny_records_after_a_retry_request() {
-    let cert = SelfSigned::generate(&["localhost"]).unwrap();
     // The server offers only P-256, the client's first key share is X25519: a retry.
     let provider = rustls::crypto::CryptoProvider {
         kx_groups: vec![rustls::crypto::aws_lc_rs::kx_group::SECP256R1],
         ..rustls::crypto::aws_lc_rs::default_provider()
     };
-    let server = crate::ServerConfig::builder()
-        .self_signed(&cert)
-        .crypto_provider(Arc::new(provider))
-        .build()
-        .unwrap();
-    let client = crate::ClientConfig::builder()
-        .ca_certificate(cert.cert_der())
-        .build()
-        .unwrap();
-    let [mut c, mut s] = engines(
-        (**client.rustls().unwrap()).clone(),
-        (**server.rustls().unwrap()).clone(),
-    );
+    let (client, server) = configs_with(provider);
+    let [mut c, mut s] = engines(client, server);
     feed(&mut s, &output(&mut c), usize::MAX).unwrap();
     feed(&mut c, &output(&mut s), usize::MAX).unwrap();
     // The second flight: cut every handshake record into bodies of 4, 5, 6, ... bytes.
@@ -228,9 +230,7 @@ fn configurations_without_secret_extraction_stay_on_rustls() {
 fn a_flipped_bit_is_a_bad_record_mac_and_the_peer_hears_of_it() {
     let mut rng = Rng::new(20);
     for round in 0..40 {
-        let (client, server) = configs();
-        let mut pair = engines(client, server);
-        handshake(&mut pair);
+        let mut pair = established();
         let [c, s] = &mut pair;
         let mut out = Output::default();
         c.write_plaintext(&pattern(20_000), &mut out).unwrap();
@@ -271,9 +271,7 @@ fn a_flipped_bit_is_a_bad_record_mac_and_the_peer_hears_of_it() {
 
 #[test]
 fn keys_are_updated_before_the_confidentiality_limit() {
-    let (client, server) = configs();
-    let mut pair = engines(client, server);
-    handshake(&mut pair);
+    let mut pair = established();
     let [c, s] = &mut pair;
     c.traffic().unwrap().set_limit(3);
     let data = pattern(40 * 16 * 1024);
@@ -316,9 +314,7 @@ fn a_key_update_right_after_the_handshake_is_answered() {
 
 #[test]
 fn key_updates_asked_for_are_answered() {
-    let (client, server) = configs();
-    let mut pair = engines(client, server);
-    handshake(&mut pair);
+    let mut pair = established();
     let [c, s] = &mut pair;
     for _ in 0..3 {
         c.refresh_traffic_keys().unwrap();
@@ -332,58 +328,10 @@ fn key_updates_asked_for_are_answered() {
     }
 }
 
-#[derive(Debug)]
-struct CountingStore {
-    inner: Arc<rustls::client::ClientSessionMemoryCache>,
-    tickets: Mutex<usize>,
-}
-
-impl rustls::client::ClientSessionStore for CountingStore {
-    fn set_kx_hint(&self, name: rustls::pki_types::ServerName<'static>, group: rustls::NamedGroup) {
-        self.inner.set_kx_hint(name, group);
-    }
-    fn kx_hint(&self, name: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
-        self.inner.kx_hint(name)
-    }
-    fn set_tls12_session(
-        &self,
-        name: rustls::pki_types::ServerName<'static>,
-        value: rustls::client::Tls12ClientSessionValue,
-    ) {
-        self.inner.set_tls12_session(name, value);
-    }
-    fn tls12_session(
-        &self,
-        name: &rustls::pki_types::ServerName<'_>,
-    ) -> Option<rustls::client::Tls12ClientSessionValue> {
-        self.inner.tls12_session(name)
-    }
-    fn remove_tls12_session(&self, name: &rustls::pki_types::ServerName<'static>) {
-        self.inner.remove_tls12_session(name);
-    }
-    fn insert_tls13_ticket(
-        &self,
-        name: rustls::pki_types::ServerName<'static>,
-        value: rustls::client::Tls13ClientSessionValue,
-    ) {
-        *self.tickets.lock().unwrap() += 1;
-        self.inner.insert_tls13_ticket(name, value);
-    }
-    fn take_tls13_ticket(
-        &self,
-        name: &rustls::pki_types::ServerName<'static>,
-    ) -> Option<rustls::client::Tls13ClientSessionValue> {
-        self.inner.take_tls13_ticket(name)
-    }
-}
-
 #[test]
 fn tickets_fragmented_across_records_are_joined_and_stored() {
     let (mut client, mut server) = configs();
-    let store = Arc::new(CountingStore {
-        inner: Arc::new(rustls::client::ClientSessionMemoryCache::new(8)),
-        tickets: Mutex::new(0),
-    });
+    let store = Arc::new(rustls::client::ClientSessionMemoryCache::new(8));
     client.resumption = rustls::client::Resumption::store(store.clone());
     // Records of 32 bytes: every ticket spans several.
     server.max_fragment_size = Some(32);
@@ -392,7 +340,12 @@ fn tickets_fragmented_across_records_are_joined_and_stored() {
     handshake(&mut pair);
     let [c, s] = &mut pair;
     assert!(c.traffic().is_some() && s.traffic().is_some());
-    assert_eq!(*store.tickets.lock().unwrap(), 3);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let stored = std::iter::from_fn(|| {
+        rustls::client::ClientSessionStore::take_tls13_ticket(&*store, &name)
+    })
+    .count();
+    assert_eq!(stored, 3);
     // The record layer keeps the configured record size.
     let mut out = Output::default();
     s.write_plaintext(&pattern(1000), &mut out).unwrap();
@@ -413,9 +366,7 @@ fn tickets_fragmented_across_records_are_joined_and_stored() {
 #[test]
 fn fragmented_post_handshake_messages_are_bounded() {
     for declared in [0x1_0000usize, 60_000] {
-        let (client, server) = configs();
-        let mut pair = engines(client, server);
-        handshake(&mut pair);
+        let mut pair = established();
         let [c, s] = &mut pair;
         let [_, a, b, d] = u32::try_from(declared).unwrap().to_be_bytes();
         let mut message = vec![NEW_SESSION_TICKET, a, b, d];

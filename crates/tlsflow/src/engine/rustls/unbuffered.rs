@@ -1,19 +1,39 @@
-//! The pump that runs rustls's unbuffered state machine over the engine's input buffer:
-//! one pass per operation (process input, open records into a reader's buffer, seal, close,
-//! key update), record by record while the connection may still move to tlsflow's record
-//! layer.
+//! The handshake phase, and the traffic phase of connections tlsflow's record layer does not
+//! take: rustls's unbuffered state machine, run over the engine's input buffer one pass per
+//! operation (process input, open records into a reader's buffer, seal, close, key update),
+//! record by record while the connection may still move to tlsflow's record layer.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncryptError, InsufficientSizeError, WriteTraffic,
 };
+use rustls::SupportedCipherSuite;
 
-use super::{Conn, RustlsEngine, RECORD_OVERHEAD};
+use super::{implemented, Held, PlainRead, Records, Shared, RECORD_OVERHEAD};
 use crate::buf::Output;
 use crate::wire::content::APPLICATION_DATA;
 use crate::wire::{MAX_FRAGMENT, RECORD_HEADER};
 use crate::Error;
+
+/// rustls's connection, client or server.
+pub(super) enum Conn {
+    Client(Box<UnbufferedClientConnection>),
+    Server(Box<UnbufferedServerConnection>),
+}
+
+impl Conn {
+    fn common(&self) -> &rustls::CommonState {
+        match self {
+            Conn::Client(c) => c,
+            Conn::Server(s) => s,
+        }
+    }
+}
 
 /// What a pass over rustls's state machine is for.
 pub(super) enum Op<'a> {
@@ -32,59 +52,137 @@ pub(super) enum Op<'a> {
 }
 
 /// What the pass did.
-pub(super) enum Flow {
+enum Flow {
     Continue,
     Done(usize),
 }
 
-/// The engine's state, apart from the connection and its input buffer.
-#[derive(Default)]
-pub(super) struct Buffers {
-    /// Handshake messages and alerts, encoded and waiting to be taken.
-    pub(super) out: Vec<u8>,
-    /// Plaintext taken out of rustls and not read yet (the rest of a record larger than the
-    /// reader's buffer, or records moved aside so that a write could proceed).
-    pub(super) staging: Vec<u8>,
-    pub(super) staging_start: usize,
+/// Where rustls's state machine stands, as the passes saw it.
+struct Buffers {
     /// Length of the decrypted record rustls holds (at most one at a time).
-    pub(super) record_pending: usize,
-    pub(super) peer_closed: bool,
+    record_pending: usize,
+    peer_closed: bool,
     /// The last pass ended with rustls ready to send application data.
-    pub(super) at_rest: bool,
-    pub(super) sent_close: bool,
+    at_rest: bool,
+    sent_close: bool,
     /// rustls has encoded handshake messages to send (for a server: its first flight).
-    pub(super) spoken: bool,
+    spoken: bool,
     /// While the connection may move to tlsflow's record layer, rustls is given one record
     /// at a time, so that it never sees a record sent after the handshake (it would answer
     /// a key update request only with its next write, and that answer would be lost in the
     /// move). `seen` bytes at the front of the input buffer are rustls's already...
-    pub(super) seen: usize,
+    seen: usize,
     /// ...and rustls asked for more (it has nothing of its own to emit first).
-    pub(super) waits: bool,
+    waits: bool,
 }
 
-impl RustlsEngine {
+/// A connection run by rustls's unbuffered API.
+pub(super) struct Unbuffered {
+    conn: Conn,
+    bufs: Buffers,
+    /// Whether the connection may still move to tlsflow's record layer.
+    hand_over: bool,
+    /// The configuration's `max_fragment_size`.
+    max_record: Option<usize>,
+}
+
+impl Unbuffered {
+    /// A client connection to `server_name`, its ClientHello encoded into `shared`.
+    pub(super) fn client(
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+        shared: &mut Shared,
+    ) -> Result<Self, Error> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| Error::config(format!("invalid server name {server_name:?}")))?;
+        let hand_over = config.enable_secret_extraction && ours(config.crypto_provider());
+        let max_record = config.max_fragment_size;
+        let conn = UnbufferedClientConnection::new(config, name).map_err(Error::from)?;
+        let mut unbuffered = Unbuffered::new(Conn::Client(Box::new(conn)), hand_over, max_record);
+        // The client speaks first: encode the ClientHello now.
+        unbuffered.pass(shared, Op::Flush)?;
+        Ok(unbuffered)
+    }
+
+    /// A server connection.
+    pub(super) fn server(config: Arc<rustls::ServerConfig>) -> Result<Self, Error> {
+        let hand_over = config.enable_secret_extraction && ours(config.crypto_provider());
+        let max_record = config.max_fragment_size;
+        let conn = UnbufferedServerConnection::new(config).map_err(Error::from)?;
+        Ok(Unbuffered::new(
+            Conn::Server(Box::new(conn)),
+            hand_over,
+            max_record,
+        ))
+    }
+
+    fn new(conn: Conn, hand_over: bool, max_record: Option<usize>) -> Self {
+        Unbuffered {
+            conn,
+            bufs: Buffers {
+                record_pending: 0,
+                peer_closed: false,
+                at_rest: false,
+                sent_close: false,
+                spoken: false,
+                seen: 0,
+                waits: true,
+            },
+            hand_over,
+            max_record,
+        }
+    }
+
+    pub(super) fn is_server(&self) -> bool {
+        matches!(self.conn, Conn::Server(_))
+    }
+
+    /// Whether rustls can hand the connection over to tlsflow's record layer now: a TLS 1.3
+    /// handshake is over with a suite the record layer implements, rustls is ready to send
+    /// application data and holds nothing (no decrypted record, no part of a handshake
+    /// message: what rustls has worked on stays at the front of the input buffer until it is
+    /// complete, so the front must not hold a complete record). Once the handshake is over
+    /// and it cannot, it never will: rustls runs the records from then on.
+    pub(super) fn ready(&mut self, shared: &Shared) -> bool {
+        let common = self.conn.common();
+        let ready = self.hand_over
+            && self.bufs.at_rest
+            && self.bufs.record_pending == 0
+            && self.bufs.seen == 0
+            && !self.bufs.peer_closed
+            && !self.bufs.sent_close
+            && shared.failure.is_none()
+            && !common.is_handshaking()
+            && common.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+            && common.negotiated_cipher_suite().is_some_and(implemented);
+        if !ready && !common.is_handshaking() {
+            self.hand_over = false;
+        }
+        ready
+    }
+
+    /// Gives up the connection: rustls's state and the configured record size.
+    pub(super) fn into_parts(self) -> (Conn, Option<usize>) {
+        (self.conn, self.max_record)
+    }
+
     /// Runs rustls's state machine until `op` is done or needs more input.
-    pub(super) fn pass(&mut self, mut op: Op<'_>) -> Result<usize, Error> {
-        if let Some(err) = &self.failure {
+    pub(super) fn pass(&mut self, shared: &mut Shared, mut op: Op<'_>) -> Result<usize, Error> {
+        if let Some(err) = &shared.failure {
             return Err(err.clone());
         }
-        let result = self.run(&mut op);
+        let result = self.run(shared, &mut op);
         let filled = match op {
             Op::Read(_, filled) => filled,
             _ => 0,
         };
         match result {
-            Ok(n) => {
-                #[cfg(feature = "aws-lc-rs")]
-                self.hand_over();
-                Ok(n.max(filled))
-            }
+            Ok(n) => Ok(n.max(filled)),
             Err(err) => {
-                self.failure = Some(err.clone());
+                shared.failure = Some(err.clone());
                 // rustls queues an alert for the peer; plaintext it authenticated before the
                 // failure stays readable, and the error comes after it.
-                let _ = self.run(&mut Op::Flush);
+                let _ = self.run(shared, &mut Op::Flush);
                 if filled > 0 {
                     Ok(filled)
                 } else {
@@ -94,24 +192,19 @@ impl RustlsEngine {
         }
     }
 
-    pub(super) fn run(&mut self, op: &mut Op<'_>) -> Result<usize, Error> {
-        let RustlsEngine {
+    fn run(&mut self, shared: &mut Shared, op: &mut Op<'_>) -> Result<usize, Error> {
+        let Unbuffered {
             conn,
-            inbox,
             bufs,
             hand_over,
             ..
         } = self;
+        let Shared { inbox, held, .. } = shared;
         bufs.at_rest = false;
         // Each pass consumes input or reaches a state that ends it; the bound only guards
         // against a state machine that stops doing either.
         for _ in 0..1_000_000 {
-            let version = match conn {
-                Conn::Client(c) => c.protocol_version(),
-                Conn::Server(s) => s.protocol_version(),
-                #[cfg(feature = "aws-lc-rs")]
-                _ => return Err(Error::protocol("rustls no longer runs this connection")),
-            };
+            let version = conn.common().protocol_version();
             let one_by_one = *hand_over && version != Some(rustls::ProtocolVersion::TLSv1_2);
             let next = whole_record(inbox.data().get(bufs.seen..).unwrap_or_default());
             let extends = one_by_one && bufs.waits && next > 0;
@@ -130,14 +223,12 @@ impl RustlsEngine {
             let (discard, flow) = match conn {
                 Conn::Client(c) => {
                     let status = c.process_tls_records(input);
-                    (status.discard, step(status.state, bufs, op))
+                    (status.discard, step(status.state, bufs, held, op))
                 }
                 Conn::Server(s) => {
                     let status = s.process_tls_records(input);
-                    (status.discard, step(status.state, bufs, op))
+                    (status.discard, step(status.state, bufs, held, op))
                 }
-                #[cfg(feature = "aws-lc-rs")]
-                _ => unreachable!("matched above"),
             };
             inbox.consume(discard);
             if one_by_one {
@@ -154,15 +245,10 @@ impl RustlsEngine {
                     }
                 };
             }
-            let handshaking = match conn {
-                Conn::Client(c) => c.is_handshaking(),
-                Conn::Server(s) => s.is_handshaking(),
-                #[cfg(feature = "aws-lc-rs")]
-                _ => unreachable!("matched above"),
-            };
+            let handshaking = conn.common().is_handshaking();
             let zeroes_failures = match conn {
-                Conn::Server(s) => s.negotiated_cipher_suite().is_some_and(zeroes_failures),
-                _ => false,
+                Conn::Server(s) => s.negotiated_cipher_suite().is_some_and(implemented),
+                Conn::Client(_) => false,
             };
             if extends
                 && bufs.seen == next
@@ -175,7 +261,9 @@ impl RustlsEngine {
                 // 0-RTT; tlsflow never accepts it). rustls charges a skipped record against
                 // its budget of 16 KiB each time it is presented, so it is dropped here, once
                 // charged: presented one at a time, records would otherwise be charged
-                // again and again.
+                // again and again. Only aws-lc-rs's suites (those the record layer
+                // implements) are known to clear a failed decryption, which `skipped`
+                // relies on.
                 inbox.consume(next);
                 bufs.seen = 0;
             }
@@ -192,37 +280,100 @@ impl RustlsEngine {
         }
         Err(Error::protocol("rustls made no progress"))
     }
+}
 
-    /// Lets rustls process buffered input.
-    pub(super) fn pass_input(&mut self) -> Result<(), Error> {
-        let before = self.inbox.len();
-        self.pass(Op::Input)?;
+impl Records for Unbuffered {
+    fn is_handshaking(&self) -> bool {
+        self.conn.common().is_handshaking()
+    }
+
+    fn process(&mut self, shared: &mut Shared) -> Result<(), Error> {
+        if self.bufs.record_pending > 0 || shared.inbox.len() == 0 {
+            return Ok(());
+        }
+        let before = shared.inbox.len();
+        self.pass(shared, Op::Input)?;
         // A full buffer that yields nothing holds part of a message larger than the buffer
         // (a fragmented handshake message): waiting for more could never help.
-        if self.common().is_some()
-            && before >= self.input_capacity
-            && self.inbox.len() == before
+        if before >= shared.input_capacity
+            && shared.inbox.len() == before
             && self.bufs.record_pending == 0
-            && self.staged() == 0
+            && shared.held.staged() == 0
         {
             let err = Error::protocol(
                 "peer overran the TLS buffers: a handshake message larger than the receive buffer",
             );
-            self.failure = Some(err.clone());
+            shared.failure = Some(err.clone());
             return Err(err);
         }
         Ok(())
     }
 
-    pub(super) fn staged(&self) -> usize {
-        self.bufs.staging.len() - self.bufs.staging_start
+    fn read(&mut self, shared: &mut Shared, buf: &mut [u8]) -> Result<PlainRead, Error> {
+        if self.bufs.record_pending > 0 || shared.inbox.len() > 0 {
+            let n = self.pass(shared, Op::Read(buf, 0))?;
+            if n > 0 {
+                return Ok(PlainRead::Data(n));
+            }
+        }
+        shared.nothing_read(self.bufs.peer_closed)
     }
+
+    fn plaintext_pending(&self, _: &Shared) -> usize {
+        self.bufs.record_pending
+    }
+
+    fn write(&mut self, shared: &mut Shared, buf: &[u8], out: &mut Output) -> Result<usize, Error> {
+        self.pass(shared, Op::Seal(buf, out))
+    }
+
+    fn close_notify(&mut self, shared: &mut Shared) {
+        let _ = self.pass(shared, Op::CloseNotify);
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.bufs.peer_closed
+    }
+
+    fn refresh_keys(&mut self, shared: &mut Shared) -> Result<(), Error> {
+        // A refusal (TLS 1.2, handshake not done) leaves the connection usable.
+        self.run(shared, &mut Op::KeyUpdate).map(|_| ())
+    }
+
+    fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+        self.conn.common().protocol_version()
+    }
+
+    fn suite(&self) -> Option<SupportedCipherSuite> {
+        self.conn.common().negotiated_cipher_suite()
+    }
+
+    fn alpn(&self) -> Option<Vec<u8>> {
+        self.conn.common().alpn_protocol().map(<[u8]>::to_vec)
+    }
+
+    fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.conn
+            .common()
+            .peer_certificates()
+            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+    }
+}
+
+/// Whether tlsflow's record layer could take over connections of `provider`: it offers a
+/// suite the record layer implements.
+fn ours(provider: &rustls::crypto::CryptoProvider) -> bool {
+    provider
+        .cipher_suites
+        .iter()
+        .any(|suite| implemented(*suite))
 }
 
 /// Handles one state of rustls's state machine.
 fn step<Data>(
     state: Result<ConnectionState<'_, '_, Data>, rustls::Error>,
     bufs: &mut Buffers,
+    held: &mut Held,
     op: &mut Op<'_>,
 ) -> Result<Flow, Error> {
     match state.map_err(Error::from)? {
@@ -252,11 +403,11 @@ fn step<Data>(
                     _ => 0,
                 };
                 if direct < payload.len() {
-                    if bufs.staging_start == bufs.staging.len() {
-                        bufs.staging.clear();
-                        bufs.staging_start = 0;
+                    if held.staging_start == held.staging.len() {
+                        held.staging.clear();
+                        held.staging_start = 0;
                     }
-                    bufs.staging.extend_from_slice(&payload[direct..]);
+                    held.staging.extend_from_slice(&payload[direct..]);
                     split = true;
                 }
             }
@@ -270,13 +421,13 @@ fn step<Data>(
         ConnectionState::EncodeTlsData(mut encode) => {
             bufs.waits = false;
             bufs.spoken = true;
-            let start = bufs.out.len();
+            let start = held.out.len();
             let mut need = 4096;
             loop {
-                bufs.out.resize(start + need, 0);
-                match encode.encode(&mut bufs.out[start..]) {
+                held.out.resize(start + need, 0);
+                match encode.encode(&mut held.out[start..]) {
                     Ok(n) => {
-                        bufs.out.truncate(start + n);
+                        held.out.truncate(start + n);
                         break;
                     }
                     Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size }))
@@ -285,7 +436,7 @@ fn step<Data>(
                         need = required_size
                     }
                     Err(e) => {
-                        bufs.out.truncate(start);
+                        held.out.truncate(start);
                         return Err(Error::protocol(format!("cannot encode a TLS message: {e}")));
                     }
                 }
@@ -315,22 +466,22 @@ fn step<Data>(
                 Ok(Flow::Done(0))
             }
             Op::Seal(data, out) => {
-                out.extend_from_slice(&bufs.out);
-                bufs.out.clear();
+                out.extend_from_slice(&held.out);
+                held.out.clear();
                 seal(&mut traffic, data, out)?;
                 bufs.waits = true;
                 bufs.at_rest = true;
                 Ok(Flow::Done(data.len()))
             }
             Op::CloseNotify => {
-                let start = bufs.out.len();
-                bufs.out.resize(start + 256, 0);
+                let start = held.out.len();
+                held.out.resize(start + 256, 0);
                 bufs.sent_close = true;
                 bufs.waits = true;
-                match traffic.queue_close_notify(&mut bufs.out[start..]) {
-                    Ok(n) => bufs.out.truncate(start + n),
+                match traffic.queue_close_notify(&mut held.out[start..]) {
+                    Ok(n) => held.out.truncate(start + n),
                     Err(e) => {
-                        bufs.out.truncate(start);
+                        held.out.truncate(start);
                         return Err(Error::protocol(format!("cannot seal close_notify: {e}")));
                     }
                 }
@@ -390,18 +541,6 @@ fn seal<Data>(
                 )))
             }
         }
-    }
-}
-
-/// Whether a failed decryption under `suite` leaves zeros where the ciphertext was, which
-/// [`skipped`] relies on: aws-lc-rs's suites, whose AEAD clears its output on failure.
-fn zeroes_failures(suite: rustls::SupportedCipherSuite) -> bool {
-    #[cfg(feature = "aws-lc-rs")]
-    return crate::engine::tls13::implements(suite);
-    #[cfg(not(feature = "aws-lc-rs"))]
-    {
-        let _ = suite;
-        false
     }
 }
 

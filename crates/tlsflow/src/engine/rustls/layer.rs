@@ -1,0 +1,140 @@
+//! The traffic phase on tlsflow's record layer ([`tls13`](crate::engine::tls13)): records
+//! sealed from the caller's buffer and opened into it, while rustls keeps the key schedule
+//! and session tickets through its kernel-connection API.
+
+use rustls::SupportedCipherSuite;
+
+use super::unbuffered::{Conn, Unbuffered};
+use super::{PlainRead, Records, Shared};
+use crate::buf::Output;
+use crate::engine::tls13::{Keys, Traffic};
+use crate::Error;
+
+/// A connection on tlsflow's record layer, and what was negotiated.
+pub(super) struct Layer {
+    pub(super) traffic: Traffic,
+    alpn: Option<Vec<u8>>,
+    peer_certificates: Option<Vec<Vec<u8>>>,
+}
+
+impl Layer {
+    /// Takes the connection over from rustls, which must be [ready](Unbuffered::ready).
+    pub(super) fn take_over(rustls: Unbuffered) -> Result<Self, Error> {
+        let alpn = rustls.alpn();
+        let peer_certificates = rustls.peer_certificates();
+        let (conn, max_record) = rustls.into_parts();
+        let (secrets, keys) = match conn {
+            Conn::Client(c) => c
+                .dangerous_into_kernel_connection()
+                .map(|(secrets, k)| (secrets, Keys::Client(k))),
+            Conn::Server(s) => s
+                .dangerous_into_kernel_connection()
+                .map(|(secrets, k)| (secrets, Keys::Server(k))),
+        }?;
+        Ok(Layer {
+            traffic: Traffic::new(keys, &secrets, max_record)?,
+            alpn,
+            peer_certificates,
+        })
+    }
+}
+
+impl Records for Layer {
+    fn is_handshaking(&self) -> bool {
+        false
+    }
+
+    fn process(&mut self, shared: &mut Shared) -> Result<(), Error> {
+        self.traffic
+            .process(&mut shared.inbox)
+            .inspect_err(|e| shared.failure = Some(e.clone()))
+    }
+
+    fn input_pending(&self, shared: &Shared) -> usize {
+        shared.inbox.len() - self.traffic.opened()
+    }
+
+    fn release_buffers(&mut self) {
+        self.traffic.release_buffers();
+    }
+
+    fn buffer_capacity(&self) -> usize {
+        self.traffic.buffer_capacity()
+    }
+
+    fn read(&mut self, shared: &mut Shared, buf: &mut [u8]) -> Result<PlainRead, Error> {
+        let mut filled = 0;
+        if let Err(e) = self.traffic.read(&mut shared.inbox, buf, &mut filled) {
+            // Plaintext authenticated before the failure is delivered first.
+            shared.failure = Some(e.clone());
+            if filled == 0 {
+                return Err(e);
+            }
+        }
+        if filled > 0 {
+            return Ok(PlainRead::Data(filled));
+        }
+        shared.nothing_read(self.traffic.peer_closed())
+    }
+
+    fn plaintext_pending(&self, shared: &Shared) -> usize {
+        if shared.failure.is_some() {
+            // After a failure, only what was opened (authenticated) counts.
+            self.traffic.opened_plaintext()
+        } else {
+            self.traffic.plaintext_pending(&shared.inbox)
+        }
+    }
+
+    fn write(&mut self, shared: &mut Shared, buf: &[u8], out: &mut Output) -> Result<usize, Error> {
+        shared.held.take_out(out);
+        match self.traffic.write(buf, out) {
+            Ok(()) => Ok(buf.len()),
+            Err(Error::WriteAfterShutdown) => Err(Error::WriteAfterShutdown),
+            Err(e) => {
+                shared.failure = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn take_ciphertext(&mut self, out: &mut Output) {
+        self.traffic.take_control(out);
+    }
+
+    fn has_ciphertext(&self) -> bool {
+        self.traffic.has_control()
+    }
+
+    fn close_notify(&mut self, _: &mut Shared) {
+        self.traffic.close_notify();
+    }
+
+    fn abort(&mut self, alert: u8) -> Option<Error> {
+        Some(self.traffic.abort(alert))
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.traffic.peer_closed()
+    }
+
+    fn refresh_keys(&mut self, _: &mut Shared) -> Result<(), Error> {
+        self.traffic.refresh_keys()
+    }
+
+    fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    }
+
+    fn suite(&self) -> Option<SupportedCipherSuite> {
+        Some(self.traffic.suite())
+    }
+
+    fn alpn(&self) -> Option<Vec<u8>> {
+        self.alpn.clone()
+    }
+
+    fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
+        self.peer_certificates.clone()
+    }
+}
