@@ -3,14 +3,10 @@
 //! Verification is on by default. The only way to turn it off is
 //! [`ClientConfigBuilder::dangerous_disable_verification`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::engine::ProtocolVersion;
 use crate::Error;
@@ -54,52 +50,6 @@ pub(crate) fn versions(
         .collect()
 }
 
-/// Reads every certificate in a PEM file; an empty or unreadable file is an error naming it.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot read certificates from {}: {e}",
-                path.display()
-            ))
-        })?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "no certificate found in {}",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// Reads the first certificates in PEM text.
-pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::config(format!("cannot parse PEM certificates: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::config("no certificate found in the PEM text"));
-    }
-    Ok(certs)
-}
-
-/// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
-pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read a private key from {}: {e}",
-            path.display()
-        ))
-    })
-}
-
-/// Reads a private key from PEM text.
-pub fn parse_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| Error::config(format!("cannot parse the PEM private key: {e}")))
-}
-
 /// Which TLS engine a configuration builds sessions on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -138,10 +88,16 @@ impl std::fmt::Display for EngineKind {
 mod client;
 #[cfg(feature = "openssl")]
 pub(crate) mod openssl;
+mod pem;
 mod server;
+mod verify;
 
 pub use client::{ClientConfig, ClientConfigBuilder};
+pub use pem::{load_certs, load_private_key, parse_certs, parse_private_key};
 pub use server::{ServerConfig, ServerConfigBuilder};
+
+pub(crate) use pem::{load_ca_dir, load_key_with, root_store, Identity};
+pub(crate) use verify::{ServerVerifier, SniResolver, VerifyCallback};
 
 #[cfg(not(feature = "openssl"))]
 fn openssl_missing() -> Error {
@@ -162,153 +118,6 @@ impl ServerConfigBuilder {
     }
 }
 
-pub(crate) enum Identity {
-    Files { cert: PathBuf, key: PathBuf },
-    Der(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
-}
-
-impl Identity {
-    /// Where the identity came from, for error messages.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Identity::Files { cert, key } => {
-                format!(" ({} with {})", cert.display(), key.display())
-            }
-            Identity::Der(..) => String::new(),
-        }
-    }
-
-    /// The chain and key, decrypting the key with `password` when it is protected.
-    pub(crate) fn load(
-        self,
-        password: Option<&str>,
-    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
-        match self {
-            Identity::Files { cert, key } => {
-                Ok((load_certs(&cert)?, load_key_with(&key, password)?))
-            }
-            Identity::Der(chain, key) => Ok((chain, key)),
-        }
-    }
-}
-
-/// Reads a private key from a PEM file, decrypting a password-protected (encrypted PKCS#8)
-/// key with `password`.
-pub(crate) fn load_key_with(
-    path: &Path,
-    password: Option<&str>,
-) -> Result<PrivateKeyDer<'static>, Error> {
-    let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read a private key from {}: {e}",
-            path.display()
-        ))
-    })?;
-    let encrypted = pem.windows(9).any(|w| w == b"ENCRYPTED");
-    match (encrypted, password) {
-        (false, _) => PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-            Error::config(format!(
-                "cannot read a private key from {}: {e}",
-                path.display()
-            ))
-        }),
-        (true, None) => Err(Error::config(format!(
-            "the private key in {} is password-protected: give its password",
-            path.display()
-        ))),
-        (true, Some(password)) => decrypt_key(&pem, password, path),
-    }
-}
-
-#[cfg(feature = "openssl")]
-fn decrypt_key(pem: &[u8], password: &str, path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
-    let key = ::openssl::pkey::PKey::private_key_from_pem_passphrase(pem, password.as_bytes())
-        .map_err(|_| {
-            Error::config(format!(
-                "cannot decrypt the private key in {}: wrong password, or a damaged key",
-                path.display()
-            ))
-        })?;
-    let der = key.private_key_to_pkcs8().map_err(|e| {
-        Error::config(format!(
-            "cannot use the private key in {}: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(PrivateKeyDer::Pkcs8(der.into()))
-}
-
-#[cfg(not(feature = "openssl"))]
-fn decrypt_key(_pem: &[u8], _password: &str, path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
-    Err(Error::config(format!(
-        "the private key in {} is password-protected; decrypting it needs tlsflow's `openssl` feature",
-        path.display()
-    )))
-}
-
-/// Reads every certificate in the files of a directory (PEM, any file name), as
-/// `openssl rehash` directories and `/etc/ssl/certs` hold them.
-pub(crate) fn load_ca_dir(dir: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::config(format!(
-            "cannot read the CA directory {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut certs = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        if let Ok(pem) = std::fs::read(&path) {
-            certs.extend(CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok));
-        }
-    }
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "no certificate found in the CA directory {}",
-            dir.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// A rustls root store from PEM files, directories and DER certificates; `what` names the
-/// certificates in errors ("CA", "client CA").
-pub(crate) fn root_store(
-    files: &[PathBuf],
-    dirs: &[PathBuf],
-    ders: Vec<CertificateDer<'static>>,
-    what: &str,
-) -> Result<rustls::RootCertStore, Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    let sources = files
-        .iter()
-        .map(|path| load_certs(path).map(|certs| (path, certs)))
-        .chain(
-            dirs.iter()
-                .map(|dir| load_ca_dir(dir).map(|certs| (dir, certs))),
-        );
-    for source in sources {
-        let (path, certs) = source?;
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                Error::config(format!(
-                    "unusable {what} certificate in {}: {e}",
-                    path.display()
-                ))
-            })?;
-        }
-    }
-    for cert in ders {
-        roots
-            .add(cert)
-            .map_err(|e| Error::config(format!("unusable {what} certificate: {e}")))?;
-    }
-    Ok(roots)
-}
-
 /// A cipher suite name in one spelling: IANA (`TLS_AES_128_GCM_SHA256`,
 /// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`); rustls's `TLS13_` prefix is accepted too.
 pub(crate) fn suite_name(name: &str) -> String {
@@ -316,114 +125,6 @@ pub(crate) fn suite_name(name: &str) -> String {
     match upper.strip_prefix("TLS13_") {
         Some(rest) => format!("TLS_{rest}"),
         None => upper,
-    }
-}
-
-/// An application check run after standard verification accepted the peer's chain (leaf
-/// first); an `Err` fails the handshake with a certificate error.
-pub(crate) type VerifyCallback =
-    Arc<dyn Fn(&[CertificateDer<'_>]) -> Result<(), String> + Send + Sync>;
-
-/// The client's verifier of servers, where rustls's standard one does not do it all: the
-/// standard checks of the server's identity (none after
-/// [`ClientConfigBuilder::dangerous_disable_verification`]), then the application's check
-/// when it gave one. Signatures are always checked, so the handshake stays sound.
-pub(crate) struct ServerVerifier {
-    pub(crate) identity: Option<Arc<rustls::client::WebPkiServerVerifier>>,
-    pub(crate) callback: Option<VerifyCallback>,
-    pub(crate) algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl std::fmt::Debug for ServerVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerVerifier")
-            .field("identity", &self.identity.is_some())
-            .field("callback", &self.callback.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServerCertVerifier for ServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Some(identity) = &self.identity {
-            identity.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            )?;
-        }
-        if let Some(callback) = &self.callback {
-            let mut chain = vec![end_entity.clone()];
-            chain.extend(intermediates.iter().cloned());
-            callback(&chain).map_err(|reason| {
-                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                    rustls::OtherError(Arc::new(CallbackRefusal(reason))),
-                ))
-            })?;
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// The application's reason for refusing a certificate.
-#[derive(Debug)]
-struct CallbackRefusal(String);
-
-impl std::fmt::Display for CallbackRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "refused by the verification callback: {}", self.0)
-    }
-}
-
-impl std::error::Error for CallbackRefusal {}
-
-/// Serves the certificate the client names (SNI), or the default one.
-#[derive(Debug)]
-pub(crate) struct SniResolver {
-    pub(crate) default: Arc<rustls::sign::CertifiedKey>,
-    pub(crate) by_name: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
-}
-
-impl rustls::server::ResolvesServerCert for SniResolver {
-    fn resolve(
-        &self,
-        client_hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        let named = client_hello
-            .server_name()
-            .and_then(|name| self.by_name.get(&name.to_ascii_lowercase()));
-        Some(named.unwrap_or(&self.default).clone())
     }
 }
 
