@@ -185,7 +185,9 @@ impl Negotiated {
             version: stream
                 .protocol_version()
                 .map_or_else(|| "?".to_owned(), |v| v.to_string()),
-            suite: stream.cipher_suite().unwrap_or_else(|| "?".to_owned()),
+            suite: stream
+                .cipher_suite()
+                .map_or_else(|| "?".to_owned(), |s| s.to_string()),
         }
     }
 

@@ -120,7 +120,9 @@ fn describe(tls: &TlsStream<TcpStream>, server: &HostPort, name: &str) {
     let version = tls
         .protocol_version()
         .map_or_else(|| "unknown".to_owned(), |v| v.to_string());
-    let suite = tls.cipher_suite().unwrap_or_else(|| "unknown".into());
+    let suite = tls
+        .cipher_suite()
+        .map_or_else(|| "unknown".into(), |s| s.to_string());
     let alpn = tls.alpn_protocol().map_or_else(
         || "none".into(),
         |p| String::from_utf8_lossy(&p).into_owned(),

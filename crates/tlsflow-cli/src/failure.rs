@@ -7,6 +7,8 @@
 use std::fmt;
 use std::io;
 
+use tlsflow::{AlertDescription, CertificateErrorKind};
+
 /// Exit status of a usage mistake (clap uses the same for the ones it catches).
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit status of a failure at run time.
@@ -109,9 +111,9 @@ pub(crate) fn describe_tls(err: &tlsflow::Error) -> String {
         return format!("transport error: {}", describe_io(inner));
     }
     let hint = match err {
-        tlsflow::Error::Certificate { reason } => certificate_hint(reason),
-        tlsflow::Error::PeerAlert { alert } => alert_hint(alert),
-        tlsflow::Error::Protocol { reason } => protocol_hint(reason),
+        tlsflow::Error::Certificate { kind, .. } => certificate_hint(*kind),
+        tlsflow::Error::PeerAlert { alert } => alert_hint(*alert),
+        tlsflow::Error::Protocol { reason, .. } => protocol_hint(reason),
         tlsflow::Error::Config { reason } if reason.contains("KeyMismatch") => {
             Some("the private key does not match the certificate")
         }
@@ -126,39 +128,40 @@ pub(crate) fn describe_tls(err: &tlsflow::Error) -> String {
     }
 }
 
-fn certificate_hint(reason: &str) -> Option<&'static str> {
-    if reason.contains("UnknownIssuer") {
-        Some("unknown CA: trust the issuer with --ca FILE")
-    } else if reason.contains("BadSignature") {
+fn certificate_hint(kind: CertificateErrorKind) -> Option<&'static str> {
+    match kind {
+        CertificateErrorKind::UnknownIssuer => Some("unknown CA: trust the issuer with --ca FILE"),
         // A trusted certificate has the issuer's name but did not sign this one: usually
         // another self-signed certificate with the same subject.
-        Some("unknown CA: not signed by the trusted certificate of that name; check --ca")
-    } else if reason.contains("NotValidForName") || reason.contains("not valid for name") {
-        Some("hostname mismatch: the certificate does not name this host; see --sni")
-    } else if reason.contains("Expired") {
-        Some("the certificate has expired")
-    } else if reason.contains("no certificate") {
-        Some("client certificate required")
-    } else {
-        None
+        CertificateErrorKind::BadSignature => {
+            Some("unknown CA: not signed by the trusted certificate of that name; check --ca")
+        }
+        CertificateErrorKind::WrongName => {
+            Some("hostname mismatch: the certificate does not name this host; see --sni")
+        }
+        CertificateErrorKind::Expired => Some("the certificate has expired"),
+        CertificateErrorKind::NotYetValid => Some("the certificate is not valid yet"),
+        CertificateErrorKind::NotPresented => Some("client certificate required"),
+        _ => None,
     }
 }
 
-fn alert_hint(alert: &str) -> Option<&'static str> {
+fn alert_hint(alert: AlertDescription) -> Option<&'static str> {
+    use AlertDescription as A;
     match alert {
-        "protocol_version" => Some("no shared protocol version"),
-        "handshake_failure" | "insufficient_security" => {
+        A::ProtocolVersion => Some("no shared protocol version"),
+        A::HandshakeFailure | A::InsufficientSecurity => {
             Some("no shared cipher suite or parameters")
         }
-        "certificate_required" => Some("client certificate required: give --cert and --key"),
-        "unknown_ca" => Some("the peer does not trust our certificate's issuer"),
-        "bad_certificate" | "certificate_unknown" | "unsupported_certificate" => {
+        A::CertificateRequired => Some("client certificate required: give --cert and --key"),
+        A::UnknownCA => Some("the peer does not trust our certificate's issuer"),
+        A::BadCertificate | A::CertificateUnknown | A::UnsupportedCertificate => {
             Some("the peer rejected our certificate")
         }
-        "certificate_expired" => Some("the peer says our certificate has expired"),
-        "no_application_protocol" => Some("no shared ALPN protocol"),
-        "unrecognized_name" => Some("the server does not serve this name (SNI)"),
-        "internal_error" => Some(
+        A::CertificateExpired => Some("the peer says our certificate has expired"),
+        A::NoApplicationProtocol => Some("no shared ALPN protocol"),
+        A::UnrecognisedName => Some("the server does not serve this name (SNI)"),
+        A::InternalError => Some(
             "the peer failed on its side; `tlsflow serve --forward` says so when the service \
              it forwards to is down",
         ),
@@ -201,11 +204,13 @@ mod tests {
     #[test]
     fn tls_errors_carry_hints() {
         let alert = tlsflow::Error::PeerAlert {
-            alert: "certificate_required".into(),
+            alert: AlertDescription::CertificateRequired,
         };
         assert!(describe_tls(&alert).contains("client certificate required"));
         let wrapped = io::Error::from(tlsflow::Error::Certificate {
+            kind: CertificateErrorKind::UnknownIssuer,
             reason: "issued by an unknown certificate authority (UnknownIssuer)".into(),
+            source: None,
         });
         assert!(describe_io(&wrapped).contains("unknown CA"));
         assert_eq!(Failure::usage("x").exit_code(), EXIT_USAGE);

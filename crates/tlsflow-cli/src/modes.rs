@@ -60,7 +60,9 @@ pub(crate) async fn serve_connection(
         "{peer}: {} {}{}",
         tls.protocol_version()
             .map_or_else(|| "?".to_owned(), |v| v.to_string()),
-        tls.cipher_suite().unwrap_or_default(),
+        tls.cipher_suite()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         tls.alpn_protocol()
             .map(|p| format!(", ALPN {}", String::from_utf8_lossy(&p)))
             .unwrap_or_default()
@@ -261,7 +263,9 @@ async fn http_page(mut tls: TlsStream<TcpStream>, activity: &Activity) -> Result
         "tlsflow\nprotocol: {}\ncipher suite: {}\nALPN: {}\nserver name: {}\n",
         tls.protocol_version()
             .map_or_else(|| "?".to_owned(), |v| v.to_string()),
-        tls.cipher_suite().unwrap_or_default(),
+        tls.cipher_suite()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         tls.alpn_protocol().map_or_else(
             || "none".to_owned(),
             |p| String::from_utf8_lossy(&p).into_owned()

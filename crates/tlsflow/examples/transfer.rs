@@ -173,7 +173,9 @@ fn send(
         tls.protocol_version()
             .map(|v| v.to_string())
             .unwrap_or_default(),
-        tls.cipher_suite().unwrap_or_default()
+        tls.cipher_suite()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
     );
 
     let mut payload = Payload::new(0x7154_f10e);

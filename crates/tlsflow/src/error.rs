@@ -4,6 +4,12 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use rustls::AlertDescription;
+
+/// The engine's own error behind a tlsflow [`Error`]: a [`rustls::Error`], or OpenSSL's error
+/// stack or verify result. Reach it through [`std::error::Error::source`] and downcast it.
+pub type EngineError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in a TLS stream, its configuration or its transport.
 ///
 /// Errors are *sticky*: once a stream has failed, every later operation returns the same error
@@ -14,22 +20,33 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
-    /// The peer's certificate was rejected: unknown issuer, expired, wrong name, and so on.
-    /// `reason` says which.
+    /// The peer's certificate was rejected (unknown issuer, expired, wrong name, and so on),
+    /// or the peer presented none where one is required. `kind` says which check failed, in
+    /// the same terms on both engines; `reason` is the engine's own account.
     Certificate {
-        /// What the verifier objected to.
+        /// Which check failed.
+        kind: CertificateErrorKind,
+        /// What the verifier objected to, in the engine's words.
         reason: String,
+        /// The engine's error, also returned by `source()`: a [`rustls::Error`], or OpenSSL's
+        /// verify result (`openssl::x509::X509VerifyResult`) or error stack.
+        source: Option<EngineError>,
     },
     /// The peer sent a fatal TLS alert, such as `handshake_failure` or `bad_certificate`.
+    /// The error's text names it as the TLS specification spells it.
     PeerAlert {
-        /// The alert's name as the TLS specification spells it.
-        alert: String,
+        /// The alert, as rustls's enum (`AlertDescription::Unknown(n)` for one it does not
+        /// name).
+        alert: AlertDescription,
     },
     /// The peer broke the TLS protocol: garbage instead of records, a record that fails to
     /// decrypt ("bad record mac"), an unexpected message, no shared version or cipher suite.
     Protocol {
         /// What was wrong.
         reason: String,
+        /// The engine's error when the engine detected it, also returned by `source()`: a
+        /// [`rustls::Error`], or OpenSSL's error stack (`openssl::error::ErrorStack`).
+        source: Option<EngineError>,
     },
     /// The transport reached end-of-file before the handshake finished.
     HandshakeEof,
@@ -91,16 +108,120 @@ impl Error {
     pub(crate) fn protocol(reason: impl Into<String>) -> Error {
         Error::Protocol {
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// The alert the peer sent, when this error is a peer's fatal alert.
+    pub fn peer_alert(&self) -> Option<AlertDescription> {
+        match self {
+            Error::PeerAlert { alert } => Some(*alert),
+            _ => None,
+        }
+    }
+
+    /// What was wrong with the peer's certificate, when this error is a certificate error.
+    pub fn certificate_error(&self) -> Option<CertificateErrorKind> {
+        match self {
+            Error::Certificate { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 }
 
+/// Which check a peer's certificate failed, in the same terms on both engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CertificateErrorKind {
+    /// The chain does not lead to a trusted authority (includes self-signed certificates
+    /// that are not trusted themselves).
+    UnknownIssuer,
+    /// The certificate (or one in its chain) has expired.
+    Expired,
+    /// The certificate (or one in its chain) is not valid yet.
+    NotYetValid,
+    /// The certificate does not name the server name (or IP address) that was checked.
+    WrongName,
+    /// The certificate has been revoked.
+    Revoked,
+    /// A signature in the chain does not verify: not signed by the trusted certificate of
+    /// that name, or damaged.
+    BadSignature,
+    /// The peer presented no certificate where one is required.
+    NotPresented,
+    /// The application's verification callback refused it.
+    Refused,
+    /// Another reason: see the error's `reason`.
+    Other,
+}
+
+impl CertificateErrorKind {
+    /// The kind of a rustls certificate error.
+    fn of_rustls(err: &rustls::CertificateError) -> CertificateErrorKind {
+        use rustls::CertificateError as E;
+        match err {
+            E::UnknownIssuer => CertificateErrorKind::UnknownIssuer,
+            E::Expired | E::ExpiredContext { .. } => CertificateErrorKind::Expired,
+            E::NotValidYet | E::NotValidYetContext { .. } => CertificateErrorKind::NotYetValid,
+            E::NotValidForName | E::NotValidForNameContext { .. } => {
+                CertificateErrorKind::WrongName
+            }
+            E::Revoked => CertificateErrorKind::Revoked,
+            E::BadSignature => CertificateErrorKind::BadSignature,
+            E::Other(other) if other.0.downcast_ref::<CallbackRefusal>().is_some() => {
+                CertificateErrorKind::Refused
+            }
+            _ => CertificateErrorKind::Other,
+        }
+    }
+
+    /// The kind of an OpenSSL verify result (`X509_V_ERR_*`).
+    pub(crate) fn of_openssl(code: i32) -> CertificateErrorKind {
+        match code {
+            // UNABLE_TO_GET_ISSUER_CERT, DEPTH_ZERO_SELF_SIGNED_CERT, SELF_SIGNED_CERT_IN_CHAIN,
+            // UNABLE_TO_GET_ISSUER_CERT_LOCALLY, UNABLE_TO_VERIFY_LEAF_SIGNATURE
+            2 | 18 | 19 | 20 | 21 => CertificateErrorKind::UnknownIssuer,
+            // CERT_HAS_EXPIRED
+            10 => CertificateErrorKind::Expired,
+            // CERT_NOT_YET_VALID
+            9 => CertificateErrorKind::NotYetValid,
+            // HOSTNAME_MISMATCH, EMAIL_MISMATCH, IP_ADDRESS_MISMATCH
+            62..=64 => CertificateErrorKind::WrongName,
+            // CERT_REVOKED
+            23 => CertificateErrorKind::Revoked,
+            // UNABLE_TO_DECRYPT_CERT_SIGNATURE, CERT_SIGNATURE_FAILURE
+            4 | 7 => CertificateErrorKind::BadSignature,
+            // APPLICATION_VERIFICATION
+            50 => CertificateErrorKind::Refused,
+            _ => CertificateErrorKind::Other,
+        }
+    }
+}
+
+/// The application's reason for refusing a certificate, carried inside the rustls error.
+#[derive(Debug)]
+pub(crate) struct CallbackRefusal(pub(crate) String);
+
+impl fmt::Display for CallbackRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refused by the verification callback: {}", self.0)
+    }
+}
+
+impl std::error::Error for CallbackRefusal {}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Certificate { reason } => write!(f, "peer certificate rejected: {reason}"),
-            Error::PeerAlert { alert } => write!(f, "peer sent fatal alert: {alert}"),
-            Error::Protocol { reason } => write!(f, "TLS protocol error: {reason}"),
+            Error::Certificate { reason, .. } => {
+                write!(f, "peer certificate rejected: {reason}")
+            }
+            Error::PeerAlert { alert } => write!(
+                f,
+                "peer sent fatal alert: {}",
+                crate::wire::alert_name(u8::from(*alert))
+            ),
+            Error::Protocol { reason, .. } => write!(f, "TLS protocol error: {reason}"),
             Error::HandshakeEof => {
                 f.write_str("connection closed by peer during the TLS handshake")
             }
@@ -121,6 +242,12 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(&**e),
+            Error::Certificate {
+                source: Some(e), ..
+            }
+            | Error::Protocol {
+                source: Some(e), ..
+            } => Some(&**e),
             _ => None,
         }
     }
@@ -133,21 +260,28 @@ impl From<Error> for io::Error {
 }
 
 impl From<rustls::Error> for Error {
-    /// Keeps rustls's explanation: a rejected certificate names what the verifier objected
-    /// to, a peer's alert is named as the specification names it.
+    /// Keeps rustls's explanation, and the error itself as the `source()`: a rejected
+    /// certificate says what the verifier objected to, a peer's alert is named as the
+    /// specification names it.
     fn from(err: rustls::Error) -> Error {
-        match err {
+        let source = || Some(Arc::new(err.clone()) as EngineError);
+        match &err {
             rustls::Error::InvalidCertificate(e) => Error::Certificate {
-                reason: describe_certificate_error(&e),
+                kind: CertificateErrorKind::of_rustls(e),
+                reason: describe_certificate_error(e),
+                source: source(),
             },
             rustls::Error::NoCertificatesPresented => Error::Certificate {
+                kind: CertificateErrorKind::NotPresented,
                 reason: "the peer presented no certificate, but one is required".into(),
+                source: source(),
             },
-            rustls::Error::AlertReceived(alert) => Error::PeerAlert {
-                alert: crate::wire::alert_name(u8::from(alert)),
+            rustls::Error::AlertReceived(alert) => Error::PeerAlert { alert: *alert },
+            rustls::Error::General(msg) => Error::config(msg.clone()),
+            other => Error::Protocol {
+                reason: other.to_string(),
+                source: source(),
             },
-            rustls::Error::General(msg) => Error::config(msg),
-            other => Error::protocol(other.to_string()),
         }
     }
 }

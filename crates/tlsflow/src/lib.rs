@@ -197,9 +197,10 @@ pub use config::{
     load_certs, load_private_key, parse_certs, parse_private_key, ClientConfig,
     ClientConfigBuilder, EngineKind, ServerConfig, ServerConfigBuilder,
 };
-pub use engine::{Engine, ProtocolVersion, RustlsEngine};
-pub use error::Error;
+pub use engine::{CipherSuite, Engine, ProtocolVersion, RustlsEngine};
+pub use error::{CertificateErrorKind, EngineError, Error};
 pub use halves::{ReadHalf, ReuniteError, SharedIo, WriteHalf};
+pub use rustls::AlertDescription;
 pub use self_signed::SelfSigned;
 pub use session::{Interest, Limits, Session, State};
 pub use stream::{TlsStream, DEFAULT_CLOSE_DRAIN_LIMIT};

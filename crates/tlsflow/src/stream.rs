@@ -131,8 +131,9 @@ impl<T> TlsStream<T> {
         self.session.protocol_version()
     }
 
-    /// The negotiated cipher suite, by its IANA name.
-    pub fn cipher_suite(&self) -> Option<String> {
+    /// The negotiated cipher suite; its [`Display`](std::fmt::Display) is the IANA name, the
+    /// same on both engines.
+    pub fn cipher_suite(&self) -> Option<crate::CipherSuite> {
         self.session.cipher_suite()
     }
 

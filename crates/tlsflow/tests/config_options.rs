@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
-use tlsflow::{ClientConfig, EngineKind, Error, ProtocolVersion, SelfSigned, ServerConfig};
+use tlsflow::{
+    CipherSuite, ClientConfig, EngineKind, Error, ProtocolVersion, SelfSigned, ServerConfig,
+};
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Rustls, EngineKind::Openssl];
 
@@ -23,7 +25,10 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs a handshake and a short exchange; returns the client's negotiated suite, or the
 /// client's and server's errors.
-fn exchange(client: ClientConfig, server: ServerConfig) -> Result<String, (String, String)> {
+fn exchange(
+    client: ClientConfig,
+    server: ServerConfig,
+) -> Result<Option<CipherSuite>, (String, String)> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || -> Result<(), String> {
@@ -37,7 +42,7 @@ fn exchange(client: ClientConfig, server: ServerConfig) -> Result<String, (Strin
     });
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let client_result = (|| -> Result<String, String> {
+    let client_result = (|| -> Result<Option<CipherSuite>, String> {
         let mut tls = client
             .connect("localhost", tcp)
             .map_err(|e| e.to_string())?;
@@ -45,7 +50,7 @@ fn exchange(client: ClientConfig, server: ServerConfig) -> Result<String, (Strin
         let mut buf = [0u8; 4];
         tls.read_exact(&mut buf).map_err(|e| e.to_string())?;
         assert_eq!(&buf, b"ping");
-        let suite = tls.cipher_suite().unwrap_or_default();
+        let suite = tls.cipher_suite();
         tls.close().map_err(|e| e.to_string())?;
         Ok(suite)
     })();
@@ -155,16 +160,23 @@ fn cipher_suites_are_chosen_by_iana_name() {
     let cert = SelfSigned::generate(&["localhost"]).unwrap();
     for client_engine in ENGINES {
         for server_engine in ENGINES {
-            for (version, suite) in [
-                (ProtocolVersion::Tls13, "TLS_CHACHA20_POLY1305_SHA256"),
-                (ProtocolVersion::Tls13, "TLS_AES_128_GCM_SHA256"),
+            for (version, suite, code) in [
+                (
+                    ProtocolVersion::Tls13,
+                    "TLS_CHACHA20_POLY1305_SHA256",
+                    0x1303,
+                ),
+                (ProtocolVersion::Tls13, "TLS_AES_128_GCM_SHA256", 0x1301),
+                (ProtocolVersion::Tls13, "TLS_AES_256_GCM_SHA384", 0x1302),
                 (
                     ProtocolVersion::Tls12,
                     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                    0xcca9,
                 ),
                 (
                     ProtocolVersion::Tls12,
                     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                    0xc02b,
                 ),
             ] {
                 let server = ServerConfig::builder()
@@ -181,13 +193,14 @@ fn cipher_suites_are_chosen_by_iana_name() {
                     .unwrap();
                 let negotiated = exchange(client, server)
                     .unwrap_or_else(|e| panic!("{client_engine}->{server_engine} {suite}: {e:?}"));
-                let normalise = |s: &str| s.replace("TLS13_", "TLS_");
-                // OpenSSL reports its standard (IANA) name, rustls its own spelling.
-                assert_eq!(
-                    normalise(&negotiated),
-                    suite,
-                    "{client_engine}->{server_engine}"
-                );
+                // The same typed suite, IANA code and name, from both engines.
+                let negotiated = negotiated.unwrap();
+                let pair = format!("{client_engine}->{server_engine}");
+                assert_eq!(negotiated, CipherSuite::from_code(code), "{pair}");
+                assert_eq!(negotiated.code(), code, "{pair}");
+                assert_eq!(negotiated.name(), Some(suite), "{pair}");
+                assert_eq!(negotiated.to_string(), suite, "{pair}");
+                assert!(negotiated == suite, "{pair}");
             }
         }
     }

@@ -1,6 +1,8 @@
 //! Every failure is a clear error saying what was wrong, never a panic or a hang: bad
 //! certificates, bad configuration files, garbage from the peer, truncation, missing client
-//! certificates. Real loopback TCP, blocking sockets with timeouts, the server in a thread.
+//! certificates. Each as a typed error (a certificate error's kind, the peer's alert), the
+//! same on both engines. Real loopback TCP, blocking sockets with timeouts, the server in a
+//! thread.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,8 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::ExtendedKeyUsagePurpose::{self as Usage, ClientAuth, ServerAuth};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use tlsflow::testing::Rng;
-use tlsflow::{ClientConfig, Error, ProtocolVersion, ServerConfig, TlsStream};
+use tlsflow::testing::{engine_pairs, Rng};
+use tlsflow::{
+    AlertDescription, CertificateErrorKind, ClientConfig, EngineKind, Error, ProtocolVersion,
+    ServerConfig, TlsStream,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,13 +94,21 @@ impl Pki {
     }
 
     fn server_config(&self) -> ServerConfig {
+        self.server_on(EngineKind::Rustls)
+    }
+
+    fn server_on(&self, engine: EngineKind) -> ServerConfig {
         let builder = ServerConfig::builder().cert_files(&self.cert_file, &self.key_file);
-        builder.build().unwrap()
+        builder.engine(engine).build().unwrap()
     }
 
     fn client_config(&self) -> ClientConfig {
+        self.client_on(EngineKind::Rustls)
+    }
+
+    fn client_on(&self, engine: EngineKind) -> ClientConfig {
         let builder = ClientConfig::builder().ca_file(&self.ca_file);
-        builder.build().unwrap()
+        builder.engine(engine).build().unwrap()
     }
 
     /// A client stream for `localhost` to `addr`, trusting this CA.
@@ -139,20 +152,45 @@ fn tls_error(err: &io::Error, kind: ErrorKind) -> Error {
     inner.clone()
 }
 
-/// Asserts a certificate error whose reason contains every one of `words`.
-fn assert_certificate(err: &io::Error, words: &[&str]) {
-    let Error::Certificate { reason } = tls_error(err, ErrorKind::InvalidData) else {
+/// Asserts a certificate error of `kind` whose reason contains every one of `words`, with
+/// the engine's own error as its source: a `rustls::Error`, or OpenSSL's verify result or
+/// error stack.
+fn assert_certificate(err: &io::Error, kind: CertificateErrorKind, words: &[&str]) {
+    let inner = tls_error(err, ErrorKind::InvalidData);
+    let Error::Certificate {
+        kind: got,
+        reason,
+        source,
+    } = &inner
+    else {
         panic!("expected a certificate error, got {err}");
     };
+    assert_eq!(*got, kind, "{reason}");
+    assert_eq!(inner.certificate_error(), Some(kind));
     assert!(words.iter().all(|w| reason.contains(w)), "{reason}");
+    let source = source.as_deref().expect("the engine's error as the source");
+    let engine_error = source.downcast_ref::<rustls::Error>().is_some()
+        || source
+            .downcast_ref::<openssl::x509::X509VerifyResult>()
+            .is_some()
+        || source
+            .downcast_ref::<openssl::error::ErrorStack>()
+            .is_some();
+    assert!(engine_error, "{source:?}");
+    let via_trait = std::error::Error::source(&inner).expect("source()");
+    assert_eq!(via_trait.to_string(), source.to_string());
 }
 
-/// Asserts that the peer sent the fatal alert `name`, as the specification names it.
-fn assert_peer_alert(err: &io::Error, name: &str) {
-    let Error::PeerAlert { alert } = tls_error(err, ErrorKind::InvalidData) else {
-        panic!("expected the peer's alert {name}, got {err}");
-    };
-    assert_eq!(alert, name);
+/// Asserts that the peer sent the fatal `alert`; the error's text names it as the
+/// specification spells it.
+fn assert_peer_alert(err: &io::Error, alert: AlertDescription, name: &str) {
+    let inner = tls_error(err, ErrorKind::InvalidData);
+    assert!(
+        matches!(inner, Error::PeerAlert { alert: got } if got == alert),
+        "expected the peer's alert {name}, got {err}"
+    );
+    assert_eq!(inner.peer_alert(), Some(alert));
+    assert_eq!(inner.to_string(), format!("peer sent fatal alert: {name}"));
 }
 
 fn assert_protocol(err: &io::Error) {
@@ -222,16 +260,33 @@ fn failed_handshake(
     (client, handshake_ok, server)
 }
 
-/// A server certificate the client must refuse: the client's reason contains every one of
-/// `words`, and the server gets the client's `alert`.
-fn refused(pki: &Pki, client_ca: &Path, name: &str, words: &[&str], alert: &str) {
-    let client_config = ClientConfig::builder().ca_file(client_ca).build().unwrap();
-    let (client, handshake_ok, server) = failed_handshake(pki.server_config(), client_config, name);
-    assert!(!handshake_ok);
-    assert_certificate(&client, words);
-    let text = client.to_string();
-    assert!(text.starts_with("peer certificate rejected: "), "{text}");
-    assert_peer_alert(&server, alert);
+/// A server certificate the client must refuse, on every pairing of engines: the client's
+/// error is of `kind` (its reason contains every one of `words` on rustls, whose wording the
+/// test knows), and the server gets the client's `alert`.
+fn refused(pki: &Pki, client_ca: &Path, name: &str, kind: CertificateErrorKind, words: &[&str]) {
+    let (alert, alert_name) = match kind {
+        CertificateErrorKind::UnknownIssuer => (AlertDescription::UnknownCA, "unknown_ca"),
+        CertificateErrorKind::Expired => {
+            (AlertDescription::CertificateExpired, "certificate_expired")
+        }
+        _ => (AlertDescription::BadCertificate, "bad_certificate"),
+    };
+    for (client_engine, server_engine) in engine_pairs() {
+        let client_config = ClientConfig::builder().ca_file(client_ca);
+        let client_config = client_config.engine(client_engine).build().unwrap();
+        let (client, handshake_ok, server) =
+            failed_handshake(pki.server_on(server_engine), client_config, name);
+        assert!(!handshake_ok);
+        let words = if client_engine == EngineKind::Rustls {
+            words
+        } else {
+            &[]
+        };
+        assert_certificate(&client, kind, words);
+        let text = client.to_string();
+        assert!(text.starts_with("peer certificate rejected: "), "{text}");
+        assert_peer_alert(&server, alert, alert_name);
+    }
 }
 
 #[test]
@@ -239,27 +294,24 @@ fn unknown_issuer_is_a_certificate_error() {
     let pki = Pki::new("unknown-issuer", false);
     let other_ca = pki.write("other-ca.pem", &Ca::new("some other CA").pem);
     let words = ["unknown certificate authority", "UnknownIssuer"];
-    refused(&pki, &other_ca, "localhost", &words, "unknown_ca");
+    let kind = CertificateErrorKind::UnknownIssuer;
+    refused(&pki, &other_ca, "localhost", kind, &words);
 }
 
 #[test]
 fn wrong_server_name_is_a_certificate_error() {
     let pki = Pki::new("wrong-name", false);
     let words = ["not valid for name", "example.com", "localhost"];
-    refused(&pki, &pki.ca_file, "example.com", &words, "bad_certificate");
+    let kind = CertificateErrorKind::WrongName;
+    refused(&pki, &pki.ca_file, "example.com", kind, &words);
 }
 
 #[test]
 fn expired_certificate_is_a_certificate_error() {
     let pki = Pki::new("expired", true);
     let words = ["certificate expired", "not valid after"];
-    refused(
-        &pki,
-        &pki.ca_file,
-        "localhost",
-        &words,
-        "certificate_expired",
-    );
+    let kind = CertificateErrorKind::Expired;
+    refused(&pki, &pki.ca_file, "localhost", kind, &words);
 }
 
 /// A configuration error whose message names `path`.
@@ -371,27 +423,71 @@ fn garbage_after_the_handshake_is_a_sticky_protocol_error() {
 fn end_of_file_without_close_notify_is_truncation() {
     let mut data = vec![0u8; 100_000];
     Rng::new(4).fill(&mut data);
-    let pki = Pki::new("truncated", false);
-    let (config, sent) = (pki.server_config(), data.clone());
-    let (addr, handle) = server(move |tcp| {
+    for (client_engine, server_engine) in engine_pairs() {
+        let pki = Pki::new("truncated", false);
+        let (config, sent) = (pki.server_on(server_engine), data.clone());
+        let (addr, handle) = server(move |tcp| {
+            let raw = tcp.try_clone().unwrap();
+            let mut tls = config.accept(tcp).unwrap();
+            tls.write_all(&sent).unwrap();
+            tls.flush().unwrap();
+            raw.shutdown(Shutdown::Write).unwrap(); // TCP FIN, no close_notify
+            drain(&raw);
+        });
+        let client = pki.client_on(client_engine);
+        let mut tls = client.connect("localhost", connect(addr)).unwrap();
+        let mut got = Vec::new();
+        let err = tls.read_to_end(&mut got).unwrap_err();
+        let inner = tls_error(&err, ErrorKind::UnexpectedEof);
+        assert!(
+            matches!(inner, Error::Truncated),
+            "{client_engine}: {inner:?}"
+        );
+        assert!(err.to_string().contains("without a TLS close_notify"));
+        assert_eq!(got, data, "every byte before the end must be delivered");
+        let again = tls.read(&mut [0u8; 16]).unwrap_err();
+        assert!(matches!(Error::from_io(&again), Some(Error::Truncated)));
+        drop(tls);
+        handle.join().unwrap();
+    }
+}
+
+/// A record that fails to decrypt reaches its reader, who answers with `bad_record_mac`;
+/// the writer's next read reports the peer's alert, typed, on every pairing of engines.
+#[test]
+fn a_forged_record_is_answered_with_bad_record_mac() {
+    for (client_engine, server_engine) in engine_pairs() {
+        let pki = Pki::new("bad-record-mac", false);
+        let config = pki.server_on(server_engine);
+        let (addr, handle) = server(move |tcp| {
+            let mut tls = config.accept(tcp).unwrap();
+            tls.handshake().unwrap();
+            tls.read(&mut [0u8; 64]).unwrap_err()
+        });
+        let client = pki.client_on(client_engine);
+        let tcp = connect(addr);
         let raw = tcp.try_clone().unwrap();
-        let mut tls = config.accept(tcp).unwrap();
-        tls.write_all(&sent).unwrap();
-        tls.flush().unwrap();
-        raw.shutdown(Shutdown::Write).unwrap(); // TCP FIN, no close_notify
-        drain(&raw);
-    });
-    let mut tls = pki.dial(addr);
-    let mut got = Vec::new();
-    let err = tls.read_to_end(&mut got).unwrap_err();
-    let inner = tls_error(&err, ErrorKind::UnexpectedEof);
-    assert!(matches!(inner, Error::Truncated), "{inner:?}");
-    assert!(err.to_string().contains("without a TLS close_notify"));
-    assert_eq!(got, data, "every byte before the end must be delivered");
-    let again = tls.read(&mut [0u8; 16]).unwrap_err();
-    assert!(matches!(Error::from_io(&again), Some(Error::Truncated)));
-    drop(tls);
-    handle.join().unwrap();
+        let mut tls = client.connect("localhost", tcp).unwrap();
+        tls.handshake().unwrap();
+        // An application-data record of the right shape whose tag cannot verify.
+        let mut forged = vec![23, 3, 3, 0, 64];
+        forged.extend_from_slice(&[0x5a; 64]);
+        (&raw).write_all(&forged).unwrap();
+        let server = handle.join().unwrap();
+        let server_inner = tls_error(&server, ErrorKind::InvalidData);
+        assert!(
+            matches!(server_inner, Error::Protocol { .. }),
+            "{server_engine}: {server_inner:?}"
+        );
+        let pair = format!("{client_engine}->{server_engine}");
+        let err = tls.read(&mut [0u8; 64]).unwrap_err();
+        assert_eq!(
+            Error::from_io(&err).and_then(Error::peer_alert),
+            Some(AlertDescription::BadRecordMac),
+            "{pair}: {err}"
+        );
+        assert_peer_alert(&err, AlertDescription::BadRecordMac, "bad_record_mac");
+    }
 }
 
 #[test]
@@ -409,10 +505,15 @@ fn close_notify_is_a_clean_end() {
 
 /// A server requiring client certificates from a client CA, and a client CA.
 fn mtls(pki: &Pki, version: ProtocolVersion) -> (ServerConfig, Ca) {
+    mtls_on(pki, version, EngineKind::Rustls)
+}
+
+fn mtls_on(pki: &Pki, version: ProtocolVersion, engine: EngineKind) -> (ServerConfig, Ca) {
     let client_ca = Ca::new("tlsflow client CA");
     let server_config = (ServerConfig::builder().cert_files(&pki.cert_file, &pki.key_file))
         .client_ca_file(pki.write("client-ca.pem", &client_ca.pem))
         .versions(&[version])
+        .engine(engine)
         .build()
         .unwrap();
     (server_config, client_ca)
@@ -431,17 +532,34 @@ fn client_with_cert(pki: &Pki, issuer: &Ca) -> ClientConfig {
 
 #[test]
 fn missing_client_certificate_fails_on_both_sides() {
-    for version in [ProtocolVersion::Tls13, ProtocolVersion::Tls12] {
+    for (client_engine, server_engine) in engine_pairs() {
         let pki = Pki::new("mtls-missing", false);
-        let (server_config, _) = mtls(&pki, version);
+        let version = ProtocolVersion::Tls13;
+        let server_config = mtls_on(&pki, version, server_engine).0;
+        let client_config = pki.client_on(client_engine);
         let (client, handshake_ok, server) =
-            failed_handshake(server_config, pki.client_config(), "localhost");
-        // TLS 1.2: the server refuses before the client's handshake ends. TLS 1.3: the
-        // client's handshake is over once it sends Finished; it learns on its next read.
-        assert_eq!(handshake_ok, version == ProtocolVersion::Tls13);
-        assert_peer_alert(&client, "certificate_required");
-        assert_certificate(&server, &["presented no certificate"]);
+            failed_handshake(server_config, client_config, "localhost");
+        // The client's handshake is over once it sends Finished; it learns on its next read.
+        assert!(handshake_ok, "{client_engine}->{server_engine}");
+        let required = AlertDescription::CertificateRequired;
+        assert_peer_alert(&client, required, "certificate_required");
+        let kind = CertificateErrorKind::NotPresented;
+        assert_certificate(&server, kind, &["presented no certificate"]);
     }
+    // TLS 1.2: the server refuses before the client's handshake ends, with the alert TLS 1.2
+    // has for it.
+    let pki = Pki::new("mtls-missing-12", false);
+    let (server_config, _) = mtls(&pki, ProtocolVersion::Tls12);
+    let (client, handshake_ok, server) =
+        failed_handshake(server_config, pki.client_config(), "localhost");
+    assert!(!handshake_ok);
+    assert_peer_alert(
+        &client,
+        AlertDescription::CertificateRequired,
+        "certificate_required",
+    );
+    let kind = CertificateErrorKind::NotPresented;
+    assert_certificate(&server, kind, &["presented no certificate"]);
 }
 
 /// Writes until the transport refuses them (the peer has closed its socket).
@@ -473,7 +591,8 @@ fn a_failed_write_does_not_hide_the_alert_waiting_in_the_socket() {
         tls.handshake().unwrap();
         // The server has refused the client and closed its socket.
         let server = handle.join().unwrap().expect_err("the server must fail");
-        assert_certificate(&server, &["presented no certificate"]);
+        let kind = CertificateErrorKind::NotPresented;
+        assert_certificate(&server, kind, &["presented no certificate"]);
         let (write_failure, read_failure, later) = if split {
             let (mut reader, mut writer) = tls.into_split().unwrap();
             let written = write_until_refused(&mut writer);
@@ -491,8 +610,9 @@ fn a_failed_write_does_not_hide_the_alert_waiting_in_the_socket() {
             ),
             "split {split}: {write_failure}"
         );
-        assert_peer_alert(&read_failure, "certificate_required");
-        assert_peer_alert(&later, "certificate_required");
+        let required = AlertDescription::CertificateRequired;
+        assert_peer_alert(&read_failure, required, "certificate_required");
+        assert_peer_alert(&later, required, "certificate_required");
     }
 }
 
@@ -503,8 +623,9 @@ fn client_certificate_from_another_ca_is_refused() {
     // Signed by the server's CA, which the server does not trust for clients.
     let client_config = client_with_cert(&pki, &pki.ca);
     let (client, _, server) = failed_handshake(server_config, client_config, "localhost");
-    assert_peer_alert(&client, "unknown_ca");
-    assert_certificate(&server, &["UnknownIssuer"]);
+    assert_peer_alert(&client, AlertDescription::UnknownCA, "unknown_ca");
+    let kind = CertificateErrorKind::UnknownIssuer;
+    assert_certificate(&server, kind, &["UnknownIssuer"]);
 }
 
 #[test]

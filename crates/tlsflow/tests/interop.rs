@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
-use tlsflow::{ClientConfig, EngineKind, ProtocolVersion, ServerConfig, TlsStream};
+use tlsflow::{CipherSuite, ClientConfig, EngineKind, ProtocolVersion, ServerConfig, TlsStream};
 
 use common::pki::ServerPki;
 use common::process::{Digest256, Generator};
@@ -117,18 +117,10 @@ struct Side {
     sent: Digest256,
     received: Digest256,
     version: Option<ProtocolVersion>,
-    suite: Option<String>,
+    suite: Option<CipherSuite>,
     elapsed: Duration,
     /// Writes and reads that returned `WouldBlock` (non-blocking only).
     blocked: Option<(u64, u64)>,
-}
-
-/// rustls names TLS 1.3 suites `TLS13_…`; OpenSSL and the IANA registry say `TLS_…`.
-fn normalise(suite: &str) -> String {
-    match suite.strip_prefix("TLS13_") {
-        Some(rest) => format!("TLS_{rest}"),
-        None => suite.to_owned(),
-    }
 }
 
 /// tlsflow's side over a blocking socket: a writer thread and this reader, through the
@@ -415,8 +407,8 @@ fn run_case(case: &Case, seed: u64) -> Result<String, String> {
     if side.version != Some(case.version) {
         return fail(format!("negotiated {:?}", side.version));
     }
-    let suite = side.suite.as_deref().map(normalise);
-    if suite.as_deref() != Some(case.suite.iana(case.version)) {
+    let suite = side.suite.and_then(CipherSuite::name);
+    if suite != Some(case.suite.iana(case.version)) {
         return fail(format!("negotiated suite {:?}", side.suite));
     }
     // The echo server sent back what it received.

@@ -63,7 +63,11 @@ fn explicit_handshake_and_accessors() {
     tls.handshake().unwrap();
     assert_eq!(tls.state(), State::Open);
     assert_eq!(tls.protocol_version(), Some(ProtocolVersion::Tls12));
-    assert!(tls.cipher_suite().unwrap().starts_with("TLS_ECDHE_"));
+    assert!(tls
+        .cipher_suite()
+        .unwrap()
+        .to_string()
+        .starts_with("TLS_ECDHE_"));
     assert_eq!(tls.alpn_protocol().as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(tls.server_name().as_deref(), Some("localhost"));
     let chain = tls.peer_certificates().unwrap();

@@ -69,7 +69,8 @@ pub(crate) fn negotiated<T>(tls: &TlsStream<T>) -> String {
         "{} {}",
         tls.protocol_version()
             .map_or_else(|| "?".to_owned(), |v| v.to_string()),
-        tls.cipher_suite().unwrap_or_else(|| "?".into())
+        tls.cipher_suite()
+            .map_or_else(|| "?".into(), |s| s.to_string())
     )
 }
 

@@ -55,7 +55,7 @@ impl ServerCertVerifier for ServerVerifier {
             chain.extend(intermediates.iter().cloned());
             callback(&chain).map_err(|reason| {
                 rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                    rustls::OtherError(Arc::new(CallbackRefusal(reason))),
+                    rustls::OtherError(Arc::new(crate::error::CallbackRefusal(reason))),
                 ))
             })?;
         }
@@ -84,18 +84,6 @@ impl ServerCertVerifier for ServerVerifier {
         self.algorithms.supported_schemes()
     }
 }
-
-/// The application's reason for refusing a certificate.
-#[derive(Debug)]
-struct CallbackRefusal(String);
-
-impl std::fmt::Display for CallbackRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "refused by the verification callback: {}", self.0)
-    }
-}
-
-impl std::error::Error for CallbackRefusal {}
 
 /// Serves the certificate the client names (SNI), or the default one.
 #[derive(Debug)]

@@ -52,6 +52,74 @@ impl std::fmt::Display for ProtocolVersion {
     }
 }
 
+/// A negotiated cipher suite, by its IANA code point; named the same on both engines.
+///
+/// ```
+/// use tlsflow::CipherSuite;
+///
+/// let suite = CipherSuite::from_code(0x1301);
+/// assert_eq!(suite.name(), Some("TLS_AES_128_GCM_SHA256"));
+/// assert_eq!(suite.to_string(), "TLS_AES_128_GCM_SHA256");
+/// assert_eq!(CipherSuite::from_code(0xc02f).name(), Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CipherSuite(u16);
+
+impl CipherSuite {
+    /// The suite with this IANA code point.
+    pub const fn from_code(code: u16) -> CipherSuite {
+        CipherSuite(code)
+    }
+
+    /// The IANA code point, as sent on the wire.
+    pub const fn code(self) -> u16 {
+        self.0
+    }
+
+    /// The IANA name (`TLS_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`), or
+    /// `None` for a code point rustls does not know.
+    pub fn name(self) -> Option<&'static str> {
+        // rustls spells the TLS 1.3 suites `TLS13_...`; IANA spells them `TLS_...`.
+        match self.0 {
+            0x1301 => Some("TLS_AES_128_GCM_SHA256"),
+            0x1302 => Some("TLS_AES_256_GCM_SHA384"),
+            0x1303 => Some("TLS_CHACHA20_POLY1305_SHA256"),
+            0x1304 => Some("TLS_AES_128_CCM_SHA256"),
+            0x1305 => Some("TLS_AES_128_CCM_8_SHA256"),
+            code => ::rustls::CipherSuite::from(code).as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for CipherSuite {
+    /// The IANA name, or the code point in hex (`0x1234`) when it has none known here.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "0x{:04x}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for CipherSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CipherSuite({self} = 0x{:04x})", self.0)
+    }
+}
+
+impl PartialEq<str> for CipherSuite {
+    /// Compares with an IANA name.
+    fn eq(&self, name: &str) -> bool {
+        self.name() == Some(name)
+    }
+}
+
+impl PartialEq<&str> for CipherSuite {
+    fn eq(&self, name: &&str) -> bool {
+        self.name() == Some(*name)
+    }
+}
+
 /// A TLS engine working on memory buffers.
 ///
 /// The contract, which [`Session`](crate::Session) relies on:
@@ -159,8 +227,8 @@ pub trait Engine: Send + 'static {
     /// The negotiated protocol version, once known.
     fn protocol_version(&self) -> Option<ProtocolVersion>;
 
-    /// The negotiated cipher suite, by its IANA name, once known.
-    fn cipher_suite(&self) -> Option<String>;
+    /// The negotiated cipher suite, once known.
+    fn cipher_suite(&self) -> Option<CipherSuite>;
 
     /// The negotiated ALPN protocol, if any.
     fn alpn_protocol(&self) -> Option<Vec<u8>>;

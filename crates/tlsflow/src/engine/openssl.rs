@@ -9,12 +9,15 @@
 
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use openssl::ssl::{ErrorCode, NameType, ShutdownState, Ssl, SslContext, SslStream, SslVersion};
 use openssl::x509::X509VerifyResult;
+use rustls::AlertDescription;
 
-use super::{Engine, Output, PlainRead, ProtocolVersion};
+use super::{CipherSuite, Engine, Output, PlainRead, ProtocolVersion};
 use crate::buf::Inbox;
+use crate::error::{CertificateErrorKind, EngineError};
 use crate::Error;
 
 /// Where OpenSSL numbers the reasons that report a peer's alert (`SSL_AD_REASON_OFFSET`).
@@ -153,11 +156,13 @@ impl OpensslEngine {
         let verify = self.stream.ssl().verify_result();
         if verify != X509VerifyResult::OK {
             return Error::Certificate {
+                kind: CertificateErrorKind::of_openssl(verify.as_raw()),
                 reason: format!(
                     "{} (OpenSSL verify error {})",
                     verify.error_string(),
                     verify.as_raw()
                 ),
+                source: Some(Arc::new(verify)),
             };
         }
         // The peer's fatal alert: OpenSSL reports it with the alert's number above
@@ -173,11 +178,12 @@ impl OpensslEngine {
         });
         if let Some(alert) = peer_alert {
             return Error::PeerAlert {
-                alert: crate::wire::alert_name(alert),
+                alert: AlertDescription::from(alert),
             };
         }
-        let reasons: Vec<String> = err
-            .ssl_error()
+        let stack = err.ssl_error();
+        let source = || stack.map(|stack| Arc::new(stack.clone()) as EngineError);
+        let reasons: Vec<String> = stack
             .map(|stack| {
                 stack
                     .errors()
@@ -191,7 +197,9 @@ impl OpensslEngine {
             .any(|r| r.contains("peer did not return a certificate"))
         {
             return Error::Certificate {
+                kind: CertificateErrorKind::NotPresented,
                 reason: "the peer presented no certificate, but one is required".into(),
+                source: source(),
             };
         }
         if reasons.iter().any(|r| r.contains("unexpected eof")) {
@@ -201,10 +209,13 @@ impl OpensslEngine {
                 Error::Truncated
             };
         }
-        if reasons.is_empty() {
-            Error::protocol(err.to_string())
-        } else {
-            Error::protocol(reasons.join("; "))
+        Error::Protocol {
+            reason: if reasons.is_empty() {
+                err.to_string()
+            } else {
+                reasons.join("; ")
+            },
+            source: source(),
         }
     }
 }
@@ -361,14 +372,14 @@ impl Engine for OpensslEngine {
         })
     }
 
-    fn cipher_suite(&self) -> Option<String> {
+    fn cipher_suite(&self) -> Option<CipherSuite> {
         if self.handshaking {
             return None;
         }
-        self.stream
-            .ssl()
-            .current_cipher()
-            .map(|c| c.standard_name().unwrap_or(c.name()).to_owned())
+        let cipher = self.stream.ssl().current_cipher()?;
+        Some(CipherSuite::from_code(u16::from_be_bytes(
+            cipher.protocol_id(),
+        )))
     }
 
     fn alpn_protocol(&self) -> Option<Vec<u8>> {

@@ -384,7 +384,7 @@ impl Session {
     }
 
     /// The negotiated cipher suite, once known.
-    pub fn cipher_suite(&self) -> Option<String> {
+    pub fn cipher_suite(&self) -> Option<crate::CipherSuite> {
         self.engine.cipher_suite()
     }
 

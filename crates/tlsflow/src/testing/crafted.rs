@@ -82,6 +82,7 @@ pub fn crafted_records(configs: &(ClientConfig, ServerConfig), input: &[u8]) -> 
     take_output(&mut server, &mut answers);
     match heard(&mut client, &answers) {
         Some(Error::PeerAlert { alert }) => {
+            let alert = crate::wire::alert_name(u8::from(alert));
             let engine_names_it = server_config.rustls().is_none()
                 || failure.to_string().contains(&format!("({alert})"));
             if engine_names_it {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use rustls::SupportedCipherSuite;
 
-use super::{Engine, Output, PlainRead, ProtocolVersion};
+use super::{CipherSuite, Engine, Output, PlainRead, ProtocolVersion};
 use crate::buf::Inbox;
 use crate::Error;
 
@@ -366,8 +366,10 @@ impl Engine for RustlsEngine {
         })
     }
 
-    fn cipher_suite(&self) -> Option<String> {
-        self.records().suite().map(|s| format!("{:?}", s.suite()))
+    fn cipher_suite(&self) -> Option<CipherSuite> {
+        self.records()
+            .suite()
+            .map(|s| CipherSuite::from_code(u16::from(s.suite())))
     }
 
     fn alpn_protocol(&self) -> Option<Vec<u8>> {

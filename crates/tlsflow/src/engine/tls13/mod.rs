@@ -427,7 +427,7 @@ impl Traffic {
             FATAL => Err(Fatal {
                 alert: None,
                 error: Error::PeerAlert {
-                    alert: alert_name(description),
+                    alert: rustls::AlertDescription::from(description),
                 },
             }),
             _ => Err(fatal(ILLEGAL_PARAMETER, "an alert of unknown level")),
