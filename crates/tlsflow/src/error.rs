@@ -61,6 +61,14 @@ pub enum Error {
     /// The transport failed. The stream cannot know how much of the last record reached the
     /// peer, so the connection is over.
     Io(Arc<io::Error>),
+    /// A handshake or a graceful close did not finish in the time it was given (see
+    /// [`TlsAcceptor`](crate::TlsAcceptor) and `TlsStream::handshake_tokio_within`).
+    TimedOut {
+        /// What timed out: "the TLS handshake", "the TLS close".
+        operation: &'static str,
+        /// The time it was given.
+        after: std::time::Duration,
+    },
     /// A configuration error: an unreadable or malformed PEM file, a key that does not match,
     /// an invalid server name, an unsupported option.
     Config {
@@ -79,6 +87,7 @@ impl Error {
     /// | `WriteZero` | `WriteZero` |
     /// | `WriteAfterShutdown` | `BrokenPipe` |
     /// | `Io(e)` | `e.kind()` |
+    /// | `TimedOut` | `TimedOut` |
     /// | `Config` | `InvalidInput` |
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
@@ -89,6 +98,7 @@ impl Error {
             Error::WriteZero => io::ErrorKind::WriteZero,
             Error::WriteAfterShutdown => io::ErrorKind::BrokenPipe,
             Error::Io(e) => e.kind(),
+            Error::TimedOut { .. } => io::ErrorKind::TimedOut,
             Error::Config { .. } => io::ErrorKind::InvalidInput,
         }
     }
@@ -233,6 +243,9 @@ impl fmt::Display for Error {
                 f.write_str("write after the TLS write side was shut down")
             }
             Error::Io(e) => write!(f, "transport error: {e}"),
+            Error::TimedOut { operation, after } => {
+                write!(f, "{operation} timed out after {after:?}")
+            }
             Error::Config { reason } => write!(f, "TLS configuration error: {reason}"),
         }
     }

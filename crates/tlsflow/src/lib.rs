@@ -173,6 +173,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tokio")]
+mod acceptor;
 mod buf;
 mod config;
 mod driver;
@@ -185,6 +187,8 @@ mod io_async;
 mod io_futures;
 #[cfg(feature = "tokio")]
 mod io_tokio;
+#[cfg(feature = "axum")]
+mod listener;
 mod self_signed;
 pub mod session;
 mod split;
@@ -193,6 +197,8 @@ mod stream;
 pub mod testing;
 mod wire;
 
+#[cfg(feature = "tokio")]
+pub use acceptor::{TlsAcceptor, TlsConnector, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use config::{
     load_certs, load_private_key, parse_certs, parse_private_key, ClientConfig,
     ClientConfigBuilder, EngineKind, ServerConfig, ServerConfigBuilder,
@@ -200,6 +206,8 @@ pub use config::{
 pub use engine::{CipherSuite, Engine, ProtocolVersion, RustlsEngine};
 pub use error::{CertificateErrorKind, EngineError, Error};
 pub use halves::{ReadHalf, ReuniteError, SharedIo, WriteHalf};
+#[cfg(feature = "axum")]
+pub use listener::{TlsListener, DEFAULT_MAX_HANDSHAKES};
 pub use rustls::AlertDescription;
 pub use self_signed::SelfSigned;
 pub use session::{Interest, Limits, Session, State};

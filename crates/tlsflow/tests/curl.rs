@@ -48,31 +48,12 @@ fn fetch(port: u16, ca: &std::path::Path, version_flag: &str) -> (Vec<u8>, Strin
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn curl_fetches_64_mib_over_http1_and_http2() {
-    if !curl_available() {
-        eprintln!("skipping: curl not installed and TLSFLOW_SKIP_PEERS is set");
-        return;
-    }
-    let cert = tlsflow::SelfSigned::generate(&["localhost"]).unwrap();
-    let dir = std::env::temp_dir().join(format!("tlsflow-curl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, cert.cert_pem()).unwrap();
-    let config = tlsflow::ServerConfig::builder()
-        .self_signed(&cert)
-        .alpn(server::ALPN)
-        .build()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = tokio::spawn(server::serve(listener, config));
-
-    let mut expected = vec![0u8; SIZE];
-    server::fill(SIZE as u64, &mut expected);
-    let expected_sha = Sha256::digest(&expected);
+/// Fetches 64 MiB with `curl --http1.1`, then `curl --http2`, checking the HTTP version
+/// negotiated and the body's SHA-256.
+async fn fetch_both(port: u16, ca: &std::path::Path) {
+    let expected_sha = Sha256::digest(server::body(SIZE));
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
-        let ca = ca.clone();
+        let ca = ca.to_owned();
         let (body, negotiated) = tokio::time::timeout(
             Duration::from_secs(180),
             tokio::task::spawn_blocking(move || fetch(port, &ca, flag)),
@@ -91,6 +72,65 @@ async fn curl_fetches_64_mib_over_http1_and_http2() {
             "curl {flag}: body corrupted"
         );
     }
+}
+
+/// A self-signed certificate for `localhost`, a server configuration offering HTTP/2 and
+/// HTTP/1.1, and the certificate's PEM file in a fresh directory.
+fn setup(
+    tag: &str,
+) -> (
+    tlsflow::ServerConfig,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let cert = tlsflow::SelfSigned::generate(&["localhost"]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tlsflow-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert_pem()).unwrap();
+    let config = tlsflow::ServerConfig::builder()
+        .self_signed(&cert)
+        .alpn(server::ALPN)
+        .build()
+        .unwrap();
+    (config, ca, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_fetches_64_mib_over_http1_and_http2() {
+    if !curl_available() {
+        eprintln!("skipping: curl not installed and TLSFLOW_SKIP_PEERS is set");
+        return;
+    }
+    let (config, ca, dir) = setup("curl-hyper");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = tokio::spawn(server::serve(listener, config));
+    fetch_both(port, &ca).await;
+    serving.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same fetches from an axum 0.8 app served by `axum::serve` through [`TlsListener`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_fetches_64_mib_from_axum_through_the_tls_listener() {
+    use axum::extract::Path;
+    use axum::routing::get;
+
+    if !curl_available() {
+        eprintln!("skipping: curl not installed and TLSFLOW_SKIP_PEERS is set");
+        return;
+    }
+    let (config, ca, dir) = setup("curl-axum");
+    let app = axum::Router::new().route(
+        "/bytes/{n}",
+        get(|Path(n): Path<usize>| async move { server::body(n.min(server::MAX_BODY)) }),
+    );
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let serving =
+        tokio::spawn(async move { axum::serve(tlsflow::TlsListener::new(tcp, config), app).await });
+    fetch_both(port, &ca).await;
     serving.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }

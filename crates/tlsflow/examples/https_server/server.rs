@@ -33,14 +33,17 @@ pub fn fill(seed: u64, buf: &mut [u8]) {
     }
 }
 
+/// The body `/bytes/N` serves: N bytes from [`fill`].
+pub fn body(n: usize) -> Vec<u8> {
+    let mut body = vec![0u8; n];
+    fill(n as u64, &mut body);
+    body
+}
+
 async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     let response = match path.strip_prefix("/bytes/").map(str::parse::<usize>) {
-        Some(Ok(n)) if n <= MAX_BODY => {
-            let mut body = vec![0u8; n];
-            fill(n as u64, &mut body);
-            Response::new(Full::new(Bytes::from(body)))
-        }
+        Some(Ok(n)) if n <= MAX_BODY => Response::new(Full::new(Bytes::from(body(n)))),
         Some(_) => {
             let mut response = Response::new(Full::new(Bytes::from_static(
                 b"expected /bytes/N with N at most 1 GiB\n",
@@ -56,7 +59,8 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response)
 }
 
-/// Accepts connections until the listener fails; each connection runs in its own task.
+/// Accepts connections until the listener fails; each connection runs in its own task, its
+/// handshake within the acceptor's timeout.
 ///
 /// # Errors
 ///
@@ -65,12 +69,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: tlsflow::ServerConfig,
 ) -> io::Result<()> {
+    let acceptor = tlsflow::TlsAcceptor::new(config);
     loop {
         let (tcp, peer) = listener.accept().await?;
-        let config = config.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let tls = match config.accept_tokio(tcp).await {
+            let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
                 Err(e) => {
                     eprintln!("{peer}: handshake failed: {e}");
