@@ -62,7 +62,7 @@ pub enum Error {
     /// peer, so the connection is over.
     Io(Arc<io::Error>),
     /// A handshake or a graceful close did not finish in the time it was given (see
-    /// [`TlsAcceptor`](crate::TlsAcceptor) and `TlsStream::handshake_tokio_within`).
+    /// `TlsAcceptor` and `TlsStream::handshake_tokio_within`, feature `tokio`).
     TimedOut {
         /// What timed out: "the TLS handshake", "the TLS close".
         operation: &'static str,
@@ -186,6 +186,7 @@ impl CertificateErrorKind {
     }
 
     /// The kind of an OpenSSL verify result (`X509_V_ERR_*`).
+    #[cfg(feature = "openssl")]
     pub(crate) fn of_openssl(code: i32) -> CertificateErrorKind {
         match code {
             // UNABLE_TO_GET_ISSUER_CERT, DEPTH_ZERO_SELF_SIGNED_CERT, SELF_SIGNED_CERT_IN_CHAIN,

@@ -1,11 +1,68 @@
 //! # tlsflow: TLS streams that never lose a byte
 //!
-//! tlsflow is a TLS stream for blocking and non-blocking sockets (and any `Read + Write`
-//! transport), built on a sans-I/O core. It keeps one rule above all others: **once
-//! plaintext has been sealed into a record, the stream owns that ciphertext until the
-//! transport has reported taking all of it.** Ciphertext leaves the stream only by the byte
-//! counts the transport itself returns, so a non-blocking socket that takes part of a record
-//! never corrupts the connection.
+//! A TLS stream ([`TlsStream`]) for blocking and non-blocking sockets, tokio and futures-io,
+//! on rustls or OpenSSL, with a true full-duplex split. A blocking client and server:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = tlsflow::SelfSigned::generate(&["localhost"])?; // feature `self-signed`
+//! let server = tlsflow::ServerConfig::builder().self_signed(&cert).build()?;
+//! let client = tlsflow::ClientConfig::builder().ca_certificate(cert.cert_der()).build()?;
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let serving = std::thread::spawn(move || -> std::io::Result<()> {
+//!     let mut tls = server.accept(listener.accept()?.0)?;
+//!     tls.write_all(b"hello over TLS\n")?;
+//!     tls.close() // close_notify, then the client's
+//! });
+//!
+//! let mut tls = client.connect("localhost", TcpStream::connect(addr)?)?;
+//! let mut greeting = String::new();
+//! tls.read_to_string(&mut greeting)?; // ends at the server's close_notify, never sooner
+//! tls.close()?;
+//! assert_eq!(greeting, "hello over TLS\n");
+//! serving.join().unwrap()?;
+//! # Ok(()) }
+//! ```
+//!
+//! A tokio server (feature `tokio`): a [`TlsAcceptor`] is cheap to clone into each task,
+//! and gives up on a client that has not finished its handshake within 10 seconds. For
+//! axum, [`TlsListener`] (feature `axum`) goes straight into `axum::serve`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokio::io::AsyncWriteExt;
+//!
+//! let config = tlsflow::ServerConfig::builder().cert_files("cert.pem", "key.pem").build()?;
+//! let acceptor = tlsflow::TlsAcceptor::new(config);
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
+//! loop {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let acceptor = acceptor.clone();
+//!     tokio::spawn(async move {
+//!         let mut tls = acceptor.accept(tcp).await?;
+//!         tls.write_all(b"hello over TLS\n").await?;
+//!         tls.close_tokio().await
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! Errors are one [`Error`] type, typed where a program decides on them: a rejected
+//! certificate's [`CertificateErrorKind`], the peer's alert as an [`AlertDescription`],
+//! truncation, timeouts; the engine's own error is its `source()`. Inside an `io::Error`,
+//! [`Error::from_io`] finds it again.
+//!
+//! ## How it is built
+//!
+//! tlsflow keeps one rule above all others: **once plaintext has been sealed into a record,
+//! the stream owns that ciphertext until the transport has reported taking all of it.**
+//! Ciphertext leaves the stream only by the byte counts the transport itself returns, so a
+//! non-blocking socket that takes part of a record never corrupts the connection.
 //!
 //! ```text
 //!   user code (blocking, non-blocking, tokio, futures-io, split halves)
@@ -56,7 +113,7 @@
 //! 11. **The user's choices are kept**: tlsflow's own record layer replaces rustls's only for
 //!     suites of rustls's aws-lc-rs provider; any other provider seals every record itself.
 //!
-//! ## Blocking
+//! ## A client with the system's roots
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -126,7 +183,7 @@
 //!
 //! The same [`TlsStream`] is tokio's `AsyncRead + AsyncWrite` over a tokio transport; the
 //! futures-io traits work the same way with feature `futures-io`
-//! ([`ClientConfig::connect_futures`], [`ServerConfig::accept_futures`]).
+//! (`ClientConfig::connect_futures`, `ServerConfig::accept_futures`).
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
@@ -171,6 +228,22 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! ## Cargo features
+//!
+#![doc = document_features::document_features!()]
+#![doc = ""]
+// Links to items of features this build may leave out: docs.rs shows them all.
+#![cfg_attr(feature = "tokio", doc = "[`TlsAcceptor`]: crate::TlsAcceptor")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`TlsAcceptor`]: https://docs.rs/tlsflow/latest/tlsflow/struct.TlsAcceptor.html"
+)]
+#![cfg_attr(feature = "axum", doc = "[`TlsListener`]: crate::TlsListener")]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "[`TlsListener`]: https://docs.rs/tlsflow/latest/tlsflow/struct.TlsListener.html"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "tokio")]
@@ -189,6 +262,7 @@ mod io_futures;
 mod io_tokio;
 #[cfg(feature = "axum")]
 mod listener;
+#[cfg(feature = "self-signed")]
 mod self_signed;
 pub mod session;
 mod split;
@@ -209,6 +283,7 @@ pub use halves::{ReadHalf, ReuniteError, SharedIo, WriteHalf};
 #[cfg(feature = "axum")]
 pub use listener::{TlsListener, DEFAULT_MAX_HANDSHAKES};
 pub use rustls::AlertDescription;
+#[cfg(feature = "self-signed")]
 pub use self_signed::SelfSigned;
 pub use session::{Interest, Limits, Session, State};
 pub use stream::{TlsStream, DEFAULT_CLOSE_DRAIN_LIMIT};

@@ -1,4 +1,10 @@
-//! Self-signed certificates for local use and tests.
+//! Self-signed certificates for local use and tests (feature `self-signed`).
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "tlsflow's `self-signed` feature generates keys with a crypto provider: \
+     enable `aws-lc-rs` (the default) or `ring` as well"
+);
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};

@@ -87,15 +87,18 @@ impl<T> TlsStream<T> {
     }
 
     /// The transport and session, both mutable, for drivers.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn parts_mut(&mut self) -> (&mut T, &mut Session) {
         (&mut self.io, &mut self.session)
     }
 
     /// How much [`close`](Self::close) has drained so far, and its limit.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn close_progress(&self) -> (u64, u64) {
         (self.close_drained, self.close_drain_limit)
     }
 
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn set_close_progress(&mut self, drained: u64) {
         self.close_drained = drained;
     }
@@ -272,5 +275,39 @@ impl<T: Read + Write> Write for TlsStream<T> {
 impl<T: Read + Write> Read for TlsStream<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.run(|link, cx| driver::poll_read(link, cx, buf))
+    }
+}
+
+/// The transport's file descriptor, for registering the stream with an event loop or
+/// setting socket options. Reading or writing through it directly corrupts the TLS stream.
+#[cfg(unix)]
+impl<T: std::os::fd::AsRawFd> std::os::fd::AsRawFd for TlsStream<T> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.get_ref().as_raw_fd()
+    }
+}
+
+/// The transport's file descriptor (see the `AsRawFd` impl).
+#[cfg(unix)]
+impl<T: std::os::fd::AsFd> std::os::fd::AsFd for TlsStream<T> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.get_ref().as_fd()
+    }
+}
+
+/// The transport's socket, for registering the stream with an event loop or setting socket
+/// options. Reading or writing through it directly corrupts the TLS stream.
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsRawSocket> std::os::windows::io::AsRawSocket for TlsStream<T> {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.get_ref().as_raw_socket()
+    }
+}
+
+/// The transport's socket (see the `AsRawSocket` impl).
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsSocket> std::os::windows::io::AsSocket for TlsStream<T> {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.get_ref().as_socket()
     }
 }

@@ -332,3 +332,20 @@ fn a_transport_writing_zero_is_write_zero() {
         io::ErrorKind::WriteZero
     );
 }
+
+/// The stream lends its transport's descriptor: event loops register it, `socket2` sets
+/// options through it.
+#[cfg(unix)]
+#[test]
+fn the_stream_lends_its_socket() {
+    use std::os::fd::AsRawFd;
+
+    let (client_config, _server_config, _cert) = configs_with_alpn();
+    let (c, _s) = tcp_pair();
+    let fd = c.as_raw_fd();
+    let tls = client_config.connect("localhost", c).unwrap();
+    assert_eq!(tls.as_raw_fd(), fd);
+    assert!(tls.get_ref().nodelay().unwrap());
+    socket2::SockRef::from(&tls).set_tcp_nodelay(false).unwrap();
+    assert!(!tls.get_ref().nodelay().unwrap());
+}

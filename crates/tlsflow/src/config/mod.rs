@@ -96,7 +96,9 @@ pub use client::{ClientConfig, ClientConfigBuilder};
 pub use pem::{load_certs, load_private_key, parse_certs, parse_private_key};
 pub use server::{ServerConfig, ServerConfigBuilder};
 
-pub(crate) use pem::{load_ca_dir, load_key_with, root_store, Identity};
+#[cfg(feature = "openssl")]
+pub(crate) use pem::{load_ca_dir, load_key_with};
+pub(crate) use pem::{root_store, Identity};
 pub(crate) use verify::{ServerVerifier, SniResolver, VerifyCallback};
 
 #[cfg(not(feature = "openssl"))]

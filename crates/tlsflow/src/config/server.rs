@@ -19,7 +19,7 @@ config_type! {
 
 impl ServerConfig {
     /// A builder. A certificate is required: [`ServerConfigBuilder::cert_files`],
-    /// [`ServerConfigBuilder::cert`] or [`ServerConfigBuilder::self_signed`].
+    /// [`ServerConfigBuilder::cert`] or `ServerConfigBuilder::self_signed`.
     pub fn builder() -> ServerConfigBuilder {
         ServerConfigBuilder::default()
     }
@@ -71,6 +71,7 @@ impl ServerConfigBuilder {
     );
 
     /// Serves a self-signed certificate (see [`SelfSigned`](crate::SelfSigned)).
+    #[cfg(feature = "self-signed")]
     pub fn self_signed(self, cert: &crate::SelfSigned) -> Self {
         self.cert(vec![cert.cert_der()], cert.key_der())
     }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::scheduler::flushed;
-use super::{outgoing_bound, Flow, HostileTransport, Report, Rng, Scenario};
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+use super::HostileTransport;
+use super::{outgoing_bound, Flow, Report, Rng, Scenario};
 use crate::session::{Buffered, Limits};
 
 /// An async stream the scheduler can drive, whatever its async I/O traits.
@@ -32,7 +34,7 @@ pub trait AsyncTestStream {
     /// What the stream buffers, and its limits.
     fn buffered(&self) -> (Buffered, Limits);
     /// Delivers the transport's pending readiness events (see
-    /// [`HostileTransport::deliver_events`]).
+    /// [`HostileTransport::deliver_events`](super::HostileTransport::deliver_events)).
     fn deliver_events(&mut self) -> bool;
     /// Whether reads and writes run in two tasks (split halves), each with its own waker.
     fn is_split(&self) -> bool {
@@ -325,11 +327,13 @@ struct Halves {
 }
 
 /// What the scheduler watches in a peer: its transport and what its reading side buffers.
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
 trait Watched {
     fn probe(&self) -> &HostileTransport;
     fn parts(&self) -> (Buffered, Limits);
 }
 
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
 impl Watched for crate::TlsStream<HostileTransport> {
     fn probe(&self) -> &HostileTransport {
         self.get_ref()
@@ -376,6 +380,7 @@ fn futures_read<R: futures_io::AsyncRead + Unpin>(
 /// `AsyncTestStream` for a peer: reads through `$read` from `self.$reader`, writes through
 /// the runtime's `AsyncWrite` to `self.$writer` (`$shutdown` is the runtime's name for
 /// shutting down), and is watched through `self.$watched`.
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
 macro_rules! async_peer {
     (
         $Peer:ident, $($runtime:ident)::+, $shutdown:ident, $read:ident,
@@ -425,6 +430,7 @@ async_peer!(TokioSplitPeer, tokio::io, poll_shutdown, tokio_read, 0, reader: [re
 #[cfg(feature = "futures-io")]
 async_peer!(FuturesSplitPeer, futures_io, poll_close, futures_read, 0, reader: [read], writer: [write], split: true);
 
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
 macro_rules! split_peer {
     ($name:ident) => {
         impl $name {

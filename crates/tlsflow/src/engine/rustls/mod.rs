@@ -408,6 +408,7 @@ enum Phase {
     Layer(Box<layer::Layer>),
     /// Neither: rustls gave the connection up and the record layer could not take it (only
     /// after a failure is recorded).
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
     Gone(Gone),
 }
 
@@ -464,6 +465,7 @@ impl RustlsEngine {
     /// a hostile peer would (see [`Traffic::seal_inner`](super::tls13::Traffic)). `Ok(false)`
     /// when tlsflow's record layer does not run the connection.
     #[cfg(feature = "testing")]
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
     pub(crate) fn seal_inner(
         &mut self,
         inner: &[u8],

@@ -83,6 +83,7 @@ pub(super) struct Unbuffered {
     /// Whether the connection may still move to tlsflow's record layer.
     hand_over: bool,
     /// The configuration's `max_fragment_size`.
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
     max_record: Option<usize>,
 }
 
@@ -162,6 +163,7 @@ impl Unbuffered {
     }
 
     /// Gives up the connection: rustls's state and the configured record size.
+    #[cfg(feature = "aws-lc-rs")]
     pub(super) fn into_parts(self) -> (Conn, Option<usize>) {
         (self.conn, self.max_record)
     }
