@@ -179,6 +179,9 @@ impl ClientConfigBuilder {
             }
             None => builder.with_no_client_auth(),
         };
+        if let Some(log) = self.common.key_log()? {
+            config.key_log = log;
+        }
         config.alpn_protocols = self.common.alpn;
         // Lets the engine run TLS 1.3 records itself once the handshake is over.
         config.enable_secret_extraction = true;

@@ -86,6 +86,7 @@ impl std::fmt::Display for EngineKind {
 }
 
 mod client;
+mod keylog;
 #[cfg(feature = "openssl")]
 pub(crate) mod openssl;
 mod pem;
@@ -142,9 +143,18 @@ pub(crate) struct Common {
     pub(crate) ca_dirs: Vec<PathBuf>,
     pub(crate) verify_depth: Option<u32>,
     pub(crate) cipher_suites: Vec<String>,
+    pub(crate) key_log: Option<PathBuf>,
 }
 
 impl Common {
+    /// The key log file, opened, when one was asked for.
+    pub(crate) fn key_log(&self) -> Result<Option<Arc<keylog::KeyLogFile>>, Error> {
+        self.key_log
+            .as_deref()
+            .map(keylog::KeyLogFile::open)
+            .transpose()
+    }
+
     /// The crypto provider for the rustls engine: the configured one (or the features'
     /// default), restricted to the chosen suites. Refuses OpenSSL-only options.
     pub(crate) fn rustls_provider(&self) -> Result<Arc<CryptoProvider>, Error> {
@@ -345,6 +355,24 @@ macro_rules! common_setters {
         pub fn verify_depth(mut self, depth: u32) -> Self {
             self.common.verify_depth = Some(depth);
             self
+        }
+
+        /// Appends each connection's secrets to the file at `path`, in the NSS key log format
+        /// that Wireshark and tshark read to decrypt a capture, on either engine. Whoever
+        /// reads the file can decrypt the traffic: for debugging only. The file is opened
+        /// (created with owner-only permissions) at build time.
+        pub fn key_log_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.common.key_log = Some(path.into());
+            self
+        }
+
+        /// [`key_log_file`](Self::key_log_file) with the path in the `SSLKEYLOGFILE`
+        /// environment variable, when it is set and not empty; nothing otherwise.
+        pub fn key_log_from_env(self) -> Self {
+            match std::env::var_os("SSLKEYLOGFILE") {
+                Some(path) if !path.is_empty() => self.key_log_file(path),
+                _ => self,
+            }
         }
 
         /// Builds sessions on this engine (default: rustls).

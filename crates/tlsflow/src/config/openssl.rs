@@ -46,10 +46,13 @@ fn versions(builder: &mut SslContextBuilder, list: &[ProtocolVersion]) -> Result
         .map_err(|e| Error::config(format!("cannot set protocol versions: {e}")))
 }
 
-/// Cipher suites (by IANA name) and verify depth.
+/// Cipher suites (by IANA name), verify depth and the key log.
 fn apply_common(builder: &mut SslContextBuilder, common: &Common) -> Result<(), Error> {
     if let Some(depth) = common.verify_depth {
         builder.set_verify_depth(depth);
+    }
+    if let Some(log) = common.key_log()? {
+        builder.set_keylog_callback(move |_, line| log.line(line));
     }
     if common.cipher_suites.is_empty() {
         return Ok(());

@@ -202,6 +202,9 @@ impl ServerConfigBuilder {
             by_name.insert(name.to_ascii_lowercase(), certified(chain, key, &origin)?);
         }
         let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
+        if let Some(log) = self.common.key_log()? {
+            config.key_log = log;
+        }
         config.alpn_protocols = self.common.alpn;
         if self.session_tickets {
             config.ticketer = ticketer()?;
