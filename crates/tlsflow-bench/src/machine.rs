@@ -28,6 +28,8 @@ pub(crate) struct Machine {
     pub(crate) openssl: String,
     /// `GLIBC_TUNABLES`, when set: it changes how glibc copies memory.
     pub(crate) glibc_tunables: Option<String>,
+    /// Whether the kernel offers TLS offload (kTLS).
+    pub(crate) kernel_tls: crate::ktls::KernelTls,
 }
 
 impl Machine {
@@ -55,6 +57,7 @@ impl Machine {
             glibc: first_line("getconf", &["GNU_LIBC_VERSION"]),
             openssl: openssl::version::version().to_owned(),
             glibc_tunables: std::env::var("GLIBC_TUNABLES").ok(),
+            kernel_tls: crate::ktls::probe(),
         }
     }
 }

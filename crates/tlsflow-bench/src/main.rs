@@ -21,6 +21,7 @@ mod duplex;
 mod failure;
 mod handshake;
 mod idle_server;
+mod ktls;
 mod machine;
 mod memory;
 mod nonblocking;

@@ -61,6 +61,7 @@ fn header(out: &mut String, r: &Results) {
         m.glibc.as_deref().unwrap_or("glibc version unknown"),
         m.openssl
     );
+    let _ = writeln!(out, "- Kernel TLS (kTLS): {}", m.kernel_tls);
     if let Some(tunables) = &m.glibc_tunables {
         let _ = writeln!(out, "- `GLIBC_TUNABLES={tunables}`");
     }
