@@ -15,7 +15,11 @@ pub(crate) struct KernelTls {
 
 impl std::fmt::Display for KernelTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verdict = if self.offered { "offered" } else { "not offered" };
+        let verdict = if self.offered {
+            "offered"
+        } else {
+            "not offered"
+        };
         write!(f, "{verdict} ({})", self.detail)
     }
 }
@@ -68,8 +72,7 @@ mod linux {
         match setsockopt(&client, TcpUlp::default(), &b"tls".to_vec()) {
             Ok(()) => KernelTls {
                 offered: true,
-                detail: "a loopback TCP socket accepted the `tls` upper-layer protocol"
-                    .to_owned(),
+                detail: "a loopback TCP socket accepted the `tls` upper-layer protocol".to_owned(),
             },
             Err(Errno::ENOENT) => no(format!(
                 "this kernel has no `tls` upper-layer protocol (CONFIG_TLS off, or the tls \
@@ -101,8 +104,8 @@ mod tests {
         );
         #[cfg(target_os = "linux")]
         {
-            let listed = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp")
-                .unwrap_or_default();
+            let listed =
+                std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
             if listed.split_whitespace().any(|ulp| ulp == "tls") {
                 assert!(found.offered, "{text}");
             }
