@@ -150,6 +150,12 @@ impl<T> TlsStream<T> {
         self.session.server_name()
     }
 
+    /// Whether the handshake resumed an earlier session (a ticket or the server's session
+    /// cache); `None` until the handshake is over.
+    pub fn is_resumed(&self) -> Option<bool> {
+        self.session.is_resumed()
+    }
+
     /// The peer's certificate chain, DER-encoded, end-entity first.
     pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
         self.session.peer_certificates()

@@ -16,23 +16,28 @@ use tlsflow::{EngineKind, ProtocolVersion, SelfSigned, ServerConfig};
 
 const ENGINES: [EngineKind; 2] = [EngineKind::Rustls, EngineKind::Openssl];
 
-/// How each of `rounds` connections from one rustls client (one session store) went.
+/// How each of `rounds` connections from one rustls client (one session store) went, as the
+/// client saw it, and what the tlsflow server's `is_resumed()` said.
 fn handshakes(
     server: &ServerConfig,
     client: &Arc<rustls::ClientConfig>,
     rounds: usize,
-) -> Vec<HandshakeKind> {
+) -> (Vec<HandshakeKind>, Vec<Option<bool>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = server.clone();
     let serving = thread::spawn(move || {
+        let mut resumed = Vec::new();
         for _ in 0..rounds {
             let mut tls = server.accept(listener.accept().unwrap().0).unwrap();
+            assert_eq!(tls.is_resumed(), None, "not known before the handshake");
             let mut byte = [0u8; 1];
             tls.read_exact(&mut byte).unwrap();
+            resumed.push(tls.is_resumed());
             tls.write_all(&byte).unwrap();
             tls.close().unwrap();
         }
+        resumed
     });
     let kinds = (0..rounds)
         .map(|_| {
@@ -50,8 +55,7 @@ fn handshakes(
             tls.conn.handshake_kind().unwrap()
         })
         .collect();
-    serving.join().unwrap();
-    kinds
+    (kinds, serving.join().unwrap())
 }
 
 #[test]
@@ -73,7 +77,9 @@ fn sessions_resume_from_the_cache_and_from_tickets_on_both_engines() {
             let server = builder.build().unwrap();
             // A new session store for each case.
             let client = Arc::new((**client.rustls().unwrap()).clone());
-            let kinds = handshakes(&server, &client, 3);
+            let (kinds, resumed) = handshakes(&server, &client, 3);
+            let case = format!("{engine} engine, tickets: {tickets}");
+            assert_eq!(resumed, [Some(false), Some(true), Some(true)], "{case}");
             assert_eq!(
                 kinds,
                 [
@@ -87,5 +93,50 @@ fn sessions_resume_from_the_cache_and_from_tickets_on_both_engines() {
                 assert_eq!(config.ticketer.enabled(), tickets, "stateless tickets");
             }
         }
+    }
+}
+
+/// A tlsflow client (rustls engine) keeps its sessions in its configuration: its second
+/// connection resumes, and both ends say so, against either server engine.
+#[test]
+fn a_tlsflow_client_resumes_and_both_ends_say_so() {
+    let cert = SelfSigned::generate(&["localhost"]).unwrap();
+    for engine in ENGINES {
+        let server = ServerConfig::builder()
+            .self_signed(&cert)
+            .engine(engine)
+            .build()
+            .unwrap();
+        let client = tlsflow::ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .build()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = thread::spawn(move || {
+            (0..2)
+                .map(|_| {
+                    let mut tls = server.accept(listener.accept().unwrap().0).unwrap();
+                    tls.write_all(b"hi").unwrap();
+                    tls.close().unwrap();
+                    tls.is_resumed()
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let mut tls = client
+                .connect("localhost", TcpStream::connect(addr).unwrap())
+                .unwrap();
+            assert_eq!(tls.is_resumed(), None);
+            let mut got = Vec::new();
+            // Reading to the end also takes the tickets sent after the handshake.
+            tls.read_to_end(&mut got).unwrap();
+            tls.close().unwrap();
+            seen.push(tls.is_resumed());
+        }
+        assert_eq!(seen, [Some(false), Some(true)], "client, {engine} server");
+        let server_saw = serving.join().unwrap();
+        assert_eq!(server_saw, [Some(false), Some(true)], "{engine} server");
     }
 }

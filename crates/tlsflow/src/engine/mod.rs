@@ -233,6 +233,9 @@ pub trait Engine: Send + 'static {
     /// The negotiated ALPN protocol, if any.
     fn alpn_protocol(&self) -> Option<Vec<u8>>;
 
+    /// Whether the handshake resumed an earlier session (`None` until it is over).
+    fn is_resumed(&self) -> Option<bool>;
+
     /// The server name: the one this client asked for, or the one this server was asked for.
     fn server_name(&self) -> Option<String>;
 

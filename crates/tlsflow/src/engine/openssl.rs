@@ -382,6 +382,10 @@ impl Engine for OpensslEngine {
         )))
     }
 
+    fn is_resumed(&self) -> Option<bool> {
+        (!self.handshaking).then(|| self.stream.ssl().session_reused())
+    }
+
     fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.stream
             .ssl()

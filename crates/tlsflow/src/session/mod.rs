@@ -398,6 +398,12 @@ impl Session {
         self.engine.server_name()
     }
 
+    /// Whether the handshake resumed an earlier session (a ticket or the server's session
+    /// cache), once the handshake is over.
+    pub fn is_resumed(&self) -> Option<bool> {
+        self.engine.is_resumed()
+    }
+
     /// The peer's certificate chain, DER-encoded, end-entity first.
     pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
         self.engine.peer_certificates()

@@ -15,6 +15,7 @@ pub(super) struct Layer {
     pub(super) traffic: Traffic,
     alpn: Option<Vec<u8>>,
     peer_certificates: Option<Vec<Vec<u8>>>,
+    resumed: Option<bool>,
 }
 
 impl Layer {
@@ -22,6 +23,7 @@ impl Layer {
     pub(super) fn take_over(rustls: Unbuffered) -> Result<Self, Error> {
         let alpn = rustls.alpn();
         let peer_certificates = rustls.peer_certificates();
+        let resumed = rustls.resumed();
         let (conn, max_record) = rustls.into_parts();
         let (secrets, keys) = match conn {
             Conn::Client(c) => c
@@ -35,6 +37,7 @@ impl Layer {
             traffic: Traffic::new(keys, &secrets, max_record)?,
             alpn,
             peer_certificates,
+            resumed,
         })
     }
 }
@@ -132,6 +135,10 @@ impl Records for Layer {
 
     fn alpn(&self) -> Option<Vec<u8>> {
         self.alpn.clone()
+    }
+
+    fn resumed(&self) -> Option<bool> {
+        self.resumed
     }
 
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {

@@ -113,6 +113,8 @@ trait Records {
     fn suite(&self) -> Option<SupportedCipherSuite>;
     fn alpn(&self) -> Option<Vec<u8>>;
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>>;
+    /// Whether the handshake resumed a session, once that is known.
+    fn resumed(&self) -> Option<bool>;
 }
 
 /// A TLS engine backed by a rustls connection.
@@ -376,6 +378,13 @@ impl Engine for RustlsEngine {
         self.records().alpn()
     }
 
+    fn is_resumed(&self) -> Option<bool> {
+        if self.is_handshaking() {
+            return None;
+        }
+        self.records().resumed()
+    }
+
     fn server_name(&self) -> Option<String> {
         if !self.client && self.is_handshaking() {
             // Reported once the handshake accepted it.
@@ -537,6 +546,9 @@ impl Records for Gone {
         None
     }
     fn alpn(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn resumed(&self) -> Option<bool> {
         None
     }
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {

@@ -354,6 +354,11 @@ impl Records for Unbuffered {
         self.conn.common().alpn_protocol().map(<[u8]>::to_vec)
     }
 
+    fn resumed(&self) -> Option<bool> {
+        let kind = self.conn.common().handshake_kind()?;
+        Some(kind == rustls::HandshakeKind::Resumed)
+    }
+
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
         self.conn
             .common()
