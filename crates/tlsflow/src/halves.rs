@@ -200,6 +200,14 @@ impl<R, W> ReadHalf<R, W> {
         lock_session(&self.shared).buffered()
     }
 
+    /// What the stream waits for, as [`TlsStream::interest`] says it for a whole stream:
+    /// `read` when this half needs the transport readable to go on, `write` when ciphertext
+    /// is queued (whichever half runs next sends it). For event loops that poll the halves'
+    /// transports themselves.
+    pub fn interest(&self) -> crate::Interest {
+        shared_interest(&self.shared)
+    }
+
     /// The stream's buffer limits.
     pub fn limits(&self) -> crate::Limits {
         lock_session(&self.shared).limits()
@@ -212,6 +220,15 @@ impl<R, W> ReadHalf<R, W> {
     pub fn buffer_capacity(&self) -> usize {
         self.buf.capacity() + shared_capacity(&self.shared)
     }
+}
+
+/// What a split stream waits for: the session's interest, with ciphertext the shared
+/// sender still holds counted as waiting to write.
+fn shared_interest<W>(shared: &Shared<W>) -> crate::Interest {
+    let mut interest = lock_session(shared).interest();
+    let sender = shared.sender.lock().unwrap_or_else(PoisonError::into_inner);
+    interest.write |= !sender.in_flight.is_empty();
+    interest
 }
 
 /// Buffer memory of the shared session and sender.
@@ -250,6 +267,12 @@ impl<R, W> WriteHalf<R, W> {
     /// The connection state.
     pub fn state(&self) -> State {
         lock_session(&self.shared).state()
+    }
+
+    /// What the stream waits for (see [`ReadHalf::interest`]); `write` is the one that
+    /// concerns this half: ciphertext is queued for the transport.
+    pub fn interest(&self) -> crate::Interest {
+        shared_interest(&self.shared)
     }
 
     /// Byte counters of the whole stream.
@@ -318,7 +341,9 @@ impl<R, W: Write> WriteHalf<R, W> {
     }
 
     /// Sends `close_notify` (once) and flushes it. The read half goes on reading
-    /// (half-close). Restartable after `WouldBlock`.
+    /// (half-close). Restartable after `WouldBlock`. The transport stays open; for TCP and
+    /// Unix sockets, [`shutdown_transport`](WriteHalf::shutdown_transport) also closes its
+    /// write direction, as tokio's `poll_shutdown` does.
     ///
     /// # Errors
     ///
@@ -341,5 +366,50 @@ impl<R, W: Write> Write for WriteHalf<R, W> {
         run_std(&mut self.std_link(), |link, cx| {
             driver::poll_flush(link, cx)
         })
+    }
+}
+
+/// Transports whose write direction closes on its own, leaving the read direction open:
+/// TCP and Unix stream sockets.
+pub trait HalfClose {
+    /// Closes the write direction (`shutdown(SHUT_WR)`): the peer reads end-of-file.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl HalfClose for std::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+#[cfg(unix)]
+impl HalfClose for std::os::unix::net::UnixStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl<R, T: HalfClose> WriteHalf<R, SharedIo<T>>
+where
+    for<'a> &'a T: Write,
+{
+    /// [`shutdown`](WriteHalf::shutdown), then closes the socket's write direction, so the
+    /// peer reads end-of-file right after our `close_notify`. The read half goes on reading.
+    ///
+    /// # Errors
+    ///
+    /// As `shutdown`, or the operating system's refusal to shut the socket.
+    pub fn shutdown_transport(&mut self) -> io::Result<()> {
+        self.shutdown()?;
+        let sender = self
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sender.io.0.shutdown_write()
     }
 }

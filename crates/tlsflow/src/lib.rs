@@ -279,7 +279,7 @@ pub use config::{
 };
 pub use engine::{CipherSuite, Engine, ProtocolVersion, RustlsEngine};
 pub use error::{CertificateErrorKind, EngineError, Error};
-pub use halves::{ReadHalf, ReuniteError, SharedIo, WriteHalf};
+pub use halves::{HalfClose, ReadHalf, ReuniteError, SharedIo, WriteHalf};
 #[cfg(feature = "axum")]
 pub use listener::{TlsListener, DEFAULT_MAX_HANDSHAKES};
 pub use rustls::AlertDescription;

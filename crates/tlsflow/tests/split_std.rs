@@ -136,3 +136,45 @@ fn split_before_the_handshake_gives_the_stream_back() {
     let tls = tls.into_split().unwrap_err();
     assert!(tls.is_handshaking());
 }
+
+/// `shutdown_transport` sends `close_notify` and then the TCP FIN: the peer reads the end of
+/// the TLS stream, then end-of-file on the socket itself, while our read half goes on
+/// reading the peer's answer. The halves' interest says what the stream waits for.
+#[test]
+fn the_write_half_closes_the_tcp_write_side_too() {
+    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (c, s) = tcp_pair();
+    let raw = s.try_clone().unwrap();
+    let serving = thread::spawn(move || {
+        let mut tls = server_config.accept(s).unwrap();
+        let mut got = Vec::new();
+        tls.read_to_end(&mut got).unwrap(); // up to the client's close_notify
+                                            // Then the FIN: the socket itself reads end-of-file at once.
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(
+            (&raw).read(&mut [0u8; 16]).unwrap(),
+            0,
+            "no FIN after close_notify"
+        );
+        tls.write_all(b"answer after your FIN").unwrap();
+        tls.shutdown().unwrap();
+        got
+    });
+    let mut tls = client_config.connect("localhost", c).unwrap();
+    tls.handshake().unwrap();
+    let (mut reader, mut writer) = tls.into_split().unwrap();
+    let idle = writer.interest();
+    assert!(!idle.write, "nothing queued after the handshake");
+    assert!(reader.interest().read, "an open stream waits to read");
+    writer.write_all(b"request").unwrap();
+    writer.shutdown_transport().unwrap();
+    assert_eq!(writer.state(), State::WriteClosed);
+    let mut answer = Vec::new();
+    reader.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, b"answer after your FIN");
+    assert_eq!(serving.join().unwrap(), b"request");
+    assert!(
+        !reader.interest().read,
+        "nothing more to read after close_notify"
+    );
+}
