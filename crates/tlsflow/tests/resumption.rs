@@ -100,17 +100,10 @@ fn sessions_resume_from_the_cache_and_from_tickets_on_both_engines() {
 /// connection resumes, and both ends say so, against either server engine.
 #[test]
 fn a_tlsflow_client_resumes_and_both_ends_say_so() {
-    let cert = SelfSigned::generate(&["localhost"]).unwrap();
     for engine in ENGINES {
-        let server = ServerConfig::builder()
-            .self_signed(&cert)
-            .engine(engine)
-            .build()
-            .unwrap();
-        let client = tlsflow::ClientConfig::builder()
-            .ca_certificate(cert.cert_der())
-            .build()
-            .unwrap();
+        let limits = tlsflow::Limits::default();
+        let (client, server) =
+            tlsflow::testing::self_signed_configs_on(EngineKind::Rustls, engine, limits).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let serving = thread::spawn(move || {

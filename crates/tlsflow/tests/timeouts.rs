@@ -8,20 +8,14 @@ use std::io::{self, ErrorKind, Read};
 use std::net::TcpStream as StdTcpStream;
 use std::time::{Duration, Instant};
 
-use tlsflow::{ClientConfig, Error, SelfSigned, ServerConfig, TlsAcceptor, TlsConnector};
+use tlsflow::{ClientConfig, Error, ServerConfig, TlsAcceptor, TlsConnector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const LIMIT: Duration = Duration::from_millis(300);
 
 fn configs() -> (ClientConfig, ServerConfig) {
-    let cert = SelfSigned::generate(&["localhost"]).unwrap();
-    let server = ServerConfig::builder().self_signed(&cert).build().unwrap();
-    let client = ClientConfig::builder()
-        .ca_certificate(cert.cert_der())
-        .build()
-        .unwrap();
-    (client, server)
+    tlsflow::testing::self_signed_configs(tlsflow::Limits::default()).unwrap()
 }
 
 /// Asserts a timeout error for `operation`, reported after about `LIMIT`.

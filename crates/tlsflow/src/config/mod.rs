@@ -393,23 +393,20 @@ pub(crate) fn restrict_suites(
     if wanted.is_empty() {
         return Ok(());
     }
-    let available: Vec<String> = provider
-        .cipher_suites
+    let iana = |s: &rustls::SupportedCipherSuite| {
+        crate::CipherSuite::from_code(u16::from(s.suite())).to_string()
+    };
+    let available: Vec<String> = provider.cipher_suites.iter().map(iana).collect();
+    if let Some(name) = wanted
         .iter()
-        .map(|s| suite_name(&format!("{:?}", s.suite())))
-        .collect();
-    for name in wanted {
-        if !available.contains(&suite_name(name)) {
-            return Err(Error::config(format!(
-                "unknown or unsupported cipher suite {name:?}; available: {}",
-                available.join(", ")
-            )));
-        }
+        .find(|name| !available.contains(&suite_name(name)))
+    {
+        return Err(Error::config(format!(
+            "unknown or unsupported cipher suite {name:?}; available: {}",
+            available.join(", ")
+        )));
     }
-    provider.cipher_suites.retain(|s| {
-        wanted
-            .iter()
-            .any(|w| suite_name(w) == suite_name(&format!("{:?}", s.suite())))
-    });
+    let wanted: Vec<String> = wanted.iter().map(|name| suite_name(name)).collect();
+    provider.cipher_suites.retain(|s| wanted.contains(&iana(s)));
     Ok(())
 }
