@@ -105,6 +105,30 @@ impl TlsAcceptor {
     }
 }
 
+#[cfg(feature = "client-hello")]
+impl TlsAcceptor {
+    /// Reads the client's ClientHello, within the handshake timeout, so the server can
+    /// choose a configuration for it (by name, ALPN, ...). Go on with
+    /// [`StartHandshake::into_stream`](crate::StartHandshake::into_stream) and the stream's
+    /// `handshake_tokio_within`.
+    ///
+    /// # Errors
+    ///
+    /// As [`StartHandshake::read_tokio`](crate::StartHandshake::read_tokio), or
+    /// [`Error::TimedOut`].
+    pub async fn start<T: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: T,
+    ) -> io::Result<crate::StartHandshake<T>> {
+        within(
+            self.handshake_timeout,
+            "reading the ClientHello",
+            crate::StartHandshake::read_tokio(io),
+        )
+        .await
+    }
+}
+
 impl From<ServerConfig> for TlsAcceptor {
     fn from(config: ServerConfig) -> TlsAcceptor {
         TlsAcceptor::new(config)

@@ -254,6 +254,8 @@ mod driver;
 pub mod engine;
 mod error;
 mod halves;
+#[cfg(feature = "client-hello")]
+mod hello;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 mod io_async;
 #[cfg(feature = "futures-io")]
@@ -280,6 +282,8 @@ pub use config::{
 pub use engine::{CipherSuite, Engine, ProtocolVersion, RustlsEngine};
 pub use error::{CertificateErrorKind, EngineError, Error};
 pub use halves::{HalfClose, ReadHalf, ReuniteError, SharedIo, WriteHalf};
+#[cfg(feature = "client-hello")]
+pub use hello::{ClientHello, ClientHelloReader, StartHandshake};
 #[cfg(feature = "axum")]
 pub use listener::{TlsListener, DEFAULT_MAX_HANDSHAKES};
 pub use rustls::AlertDescription;
