@@ -37,7 +37,9 @@ pub(crate) enum Command {
     /// Run a TLS server: echo, sink, forward to a TCP service, or send a file.
     #[command(
         after_help = "Examples:\n  tlsflow serve --cert cert.pem --key key.pem --sink\n  \
-                      tlsflow serve --listen 0.0.0.0:8443 --cert cert.pem --key key.pem --forward 127.0.0.1:8080"
+                      tlsflow serve --listen 0.0.0.0:8443 --cert cert.pem --key key.pem --forward 127.0.0.1:8080\n\n\
+                      SIGHUP reloads --cert and --key (new connections get the new certificate; \
+                      open ones keep theirs; a bad file is refused and the old one stays)."
     )]
     Serve(ServeArgs),
     /// Connect to a TLS server: stdin goes to the server, what it sends goes to stdout.
@@ -138,7 +140,8 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:8443", value_parser = parse_host_port)]
     pub(crate) listen: HostPort,
-    /// Certificate chain (PEM), leaf first. Without --cert/--key a self-signed one is made.
+    /// Certificate chain (PEM), leaf first, read again at each SIGHUP. Without --cert/--key
+    /// a self-signed one is made.
     #[arg(long, requires = "key", value_name = "FILE")]
     pub(crate) cert: Option<PathBuf>,
     /// Private key (PEM) of --cert.

@@ -86,7 +86,16 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
     });
     let runtime = net::runtime()?;
     let result = runtime.block_on(async {
+        // Before the listening line: a SIGHUP from then on reloads, never kills.
+        let reloading = reload_on_hangup(shared.clone(), args.cert.is_some());
         let listener = net::listen(&args.listen, args.backlog, "tlsflow serve").await?;
+        if let (Some(path), Some(leaf)) = (&args.cert, shared.config.certificate()) {
+            eprintln!(
+                "serving {}; SHA-256 fingerprint {}",
+                path.display(),
+                fingerprint(&leaf)
+            );
+        }
         if let Some(cert) = &generated {
             eprintln!(
                 "self-signed certificate for {}; SHA-256 fingerprint {}",
@@ -112,17 +121,79 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
             max_connections: args.max_connections,
             max_handshakes: args.max_handshakes.min(args.max_connections),
         };
-        acceptor::accept_until_stopped(
+        let served = acceptor::accept_until_stopped(
             listener,
             admission,
             args.shutdown_timeout,
             |tcp, peer, pending| modes::serve_connection(shared.clone(), tcp, peer, pending),
         )
-        .await
+        .await;
+        reloading.abort();
+        served
     });
     // Connections still open after the grace period are cut here.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The SHA-256 fingerprint of a certificate, as `openssl x509 -fingerprint -sha256` prints it.
+fn fingerprint(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let hex: Vec<String> = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    hex.join(":")
+}
+
+/// Reloads the certificate files at each SIGHUP, in a task of its own, and says on stderr
+/// what is served after it. A reload that fails (a file missing, unreadable, or a key that
+/// does not match) changes nothing: the old certificate stays in service. Without files
+/// (a generated certificate) there is nothing to reload, and it says so.
+fn reload_on_hangup(shared: Arc<Shared>, files: bool) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let hangup = signal(SignalKind::hangup());
+        tokio::spawn(async move {
+            let mut hangup = match hangup {
+                Ok(hangup) => hangup,
+                Err(e) => {
+                    tracing::warn!("cannot watch for SIGHUP (certificate reloads): {e}");
+                    return;
+                }
+            };
+            while hangup.recv().await.is_some() {
+                if !files {
+                    eprintln!(
+                        "SIGHUP: nothing to reload: the certificate was generated at start \
+                         (serve files with --cert/--key to reload them)"
+                    );
+                    continue;
+                }
+                let result = shared.config.reload_certificates();
+                let served = shared
+                    .config
+                    .certificate()
+                    .map(|leaf| fingerprint(&leaf))
+                    .unwrap_or_default();
+                match result {
+                    Ok(()) => {
+                        eprintln!("SIGHUP: certificates reloaded; SHA-256 fingerprint {served}")
+                    }
+                    Err(e) => eprintln!(
+                        "SIGHUP: reload refused, the old certificate stays in service \
+                         (SHA-256 fingerprint {served}): {e}"
+                    ),
+                }
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (shared, files);
+        tokio::spawn(async {})
+    }
 }
 
 /// Names for a self-signed certificate: loopback, plus the host we listen on.

@@ -13,7 +13,7 @@ use crate::{Error, ProtocolVersion, TlsStream};
 
 config_type! {
     /// Configuration for TLS clients. Cheap to clone; share one across connections.
-    ClientConfig(rustls::ClientConfig)
+    ClientConfig(rustls::ClientConfig) {}
 }
 
 impl ClientConfig {

@@ -90,6 +90,7 @@ mod keylog;
 #[cfg(feature = "openssl")]
 pub(crate) mod openssl;
 mod pem;
+mod reload;
 mod server;
 mod verify;
 
@@ -100,6 +101,7 @@ pub use server::{ServerConfig, ServerConfigBuilder};
 #[cfg(feature = "openssl")]
 pub(crate) use pem::{load_ca_dir, load_key_with};
 pub(crate) use pem::{root_store, Identity};
+pub(crate) use reload::{Certificates, Reload};
 pub(crate) use verify::{ServerVerifier, SniResolver, VerifyCallback};
 
 #[cfg(not(feature = "openssl"))]
@@ -184,12 +186,13 @@ enum Inner<R> {
 /// sessions' limits, with what both have: wrapping an engine's own configuration, looking
 /// inside, and setting limits.
 macro_rules! config_type {
-    ($(#[$doc:meta])* $Config:ident($rustls:ty)) => {
+    ($(#[$doc:meta])* $Config:ident($rustls:ty) { $($field:ident: $fty:ty),* }) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $Config {
             inner: Inner<$rustls>,
             limits: Limits,
+            $($field: $fty,)*
         }
 
         impl $Config {
@@ -210,6 +213,7 @@ macro_rules! config_type {
                 $Config {
                     inner: Inner::Rustls(inner),
                     limits: Limits::default(),
+                    $($field: Default::default(),)*
                 }
             }
 
@@ -222,6 +226,7 @@ macro_rules! config_type {
                 $Config {
                     inner: Inner::Openssl(context),
                     limits: Limits::default(),
+                    $($field: Default::default(),)*
                 }
             }
 

@@ -1,6 +1,7 @@
 //! The builders' options applied to OpenSSL contexts, for the OpenSSL engine.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use openssl::pkey::PKey;
 use openssl::ssl::{
@@ -11,7 +12,8 @@ use openssl::x509::{X509VerifyResult, X509};
 use rustls::pki_types::CertificateDer;
 
 use super::{
-    ClientConfig, ClientConfigBuilder, Common, Identity, ServerConfig, ServerConfigBuilder,
+    Certificates, ClientConfig, ClientConfigBuilder, Common, Identity, ServerConfig,
+    ServerConfigBuilder,
 };
 use crate::{Error, ProtocolVersion};
 
@@ -260,35 +262,43 @@ pub(crate) fn client_context(options: ClientConfigBuilder) -> Result<SslContext,
     Ok(builder.build())
 }
 
-/// An OpenSSL server context from the builder's options.
-pub(crate) fn server_context(mut options: ServerConfigBuilder) -> Result<SslContext, Error> {
+/// An OpenSSL server context from the builder's options, with its certificates.
+///
+/// Every certificate (the default one and each SNI one) gets a context of its own, alike
+/// but for the certificate; the servername callback, which OpenSSL calls for every
+/// ClientHello (with SNI or without), swaps in the current one for the name asked. The
+/// context made here keeps the session cache and ticket keys across reloads.
+pub(crate) fn server_context(
+    mut options: ServerConfigBuilder,
+) -> Result<(SslContext, Arc<Certificates<SslContext>>), Error> {
     let identity = options.identity.take().ok_or_else(|| {
         Error::config("a server needs a certificate and key (or a self-signed certificate)")
     })?;
     let sni = std::mem::take(&mut options.sni);
-    let mut builder = server_context_for(&options, identity)?;
-    if !sni.is_empty() {
-        // One context per name, alike but for the certificate; the callback swaps it in
-        // when the client asks for that name, and the default stays otherwise.
-        let mut by_name = std::collections::HashMap::new();
-        for (name, identity) in sni {
-            by_name.insert(
-                name.to_ascii_lowercase(),
-                server_context_for(&options, identity)?.build(),
-            );
-        }
-        builder.set_servername_callback(move |ssl, _alert| {
-            let wanted = ssl
-                .servername(NameType::HOST_NAME)
-                .map(str::to_ascii_lowercase);
-            if let Some(context) = wanted.and_then(|name| by_name.get(&name)) {
-                ssl.set_ssl_context(context)
-                    .map_err(|_| SniError::ALERT_FATAL)?;
-            }
-            Ok(())
-        });
-    }
-    Ok(builder.build())
+    let options = Arc::new(options);
+    let mut builder = server_context_for(&options, identity.clone())?;
+    let for_load = options.clone();
+    let load: super::reload::Loader<SslContext> = Box::new(move |identity: &Identity| {
+        let context = server_context_for(&for_load, identity.clone())?.build();
+        let leaf = context
+            .certificate()
+            .and_then(|leaf| leaf.to_der().ok())
+            .ok_or_else(|| {
+                Error::config(format!("no server certificate in {}", identity.describe()))
+            })?;
+        Ok((context, CertificateDer::from(leaf)))
+    });
+    let certificates = Arc::new(Certificates::new(identity, sni, load)?);
+    let served = certificates.clone();
+    builder.set_servername_callback(move |ssl, _alert| {
+        let wanted = ssl
+            .servername(NameType::HOST_NAME)
+            .map(str::to_ascii_lowercase);
+        let current = served.current();
+        ssl.set_ssl_context(current.for_name(wanted.as_deref()))
+            .map_err(|_| SniError::ALERT_FATAL)
+    });
+    Ok((builder.build(), certificates))
 }
 
 /// A server context with everything but the SNI table.
@@ -352,6 +362,9 @@ impl ClientConfigBuilder {
 impl ServerConfigBuilder {
     pub(super) fn build_openssl(self) -> Result<ServerConfig, Error> {
         let limits = self.common.limits;
-        server_context(self).map(|context| ServerConfig::from_openssl(context).with_limits(limits))
+        let (context, certificates) = server_context(self)?;
+        Ok(ServerConfig::from_openssl(context)
+            .with_limits(limits)
+            .with_certificates(certificates))
     }
 }

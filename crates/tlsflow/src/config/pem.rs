@@ -58,6 +58,18 @@ pub(crate) enum Identity {
     Der(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 }
 
+impl Clone for Identity {
+    fn clone(&self) -> Identity {
+        match self {
+            Identity::Files { cert, key } => Identity::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            Identity::Der(chain, key) => Identity::Der(chain.clone(), key.clone_key()),
+        }
+    }
+}
+
 impl Identity {
     /// Where the identity came from, for error messages.
     pub(crate) fn describe(&self) -> String {

@@ -14,7 +14,10 @@ use crate::{Error, ProtocolVersion, TlsStream};
 
 config_type! {
     /// Configuration for TLS servers. Cheap to clone; share one across connections.
-    ServerConfig(rustls::ServerConfig)
+    ///
+    /// A configuration made by [`ServerConfig::builder`] can replace its certificates while
+    /// it serves: see [`reload_certificates`](ServerConfig::reload_certificates).
+    ServerConfig(rustls::ServerConfig) { certificates: Option<Arc<dyn Reload>> }
 }
 
 impl ServerConfig {
@@ -22,6 +25,46 @@ impl ServerConfig {
     /// [`ServerConfigBuilder::cert`] or `ServerConfigBuilder::self_signed`.
     pub fn builder() -> ServerConfigBuilder {
         ServerConfigBuilder::default()
+    }
+
+    /// Reads the certificate and key files given to the builder again (the default
+    /// certificate and every SNI certificate) and serves them from the next handshake on,
+    /// on either engine. Connections already open, and handshakes already past the
+    /// ClientHello, keep the certificate they had. Clones of this configuration (and
+    /// acceptors and listeners made from it) share its certificates, so they all serve the
+    /// new ones. Certificates given as DER are served again as they were.
+    ///
+    /// All files are read and checked first: if any is missing, unreadable, or its key does
+    /// not match its certificate, nothing changes and the old certificates stay in service.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the file at fault, or saying that this configuration was
+    /// wrapped from an engine's own configuration
+    /// ([`from_rustls`](Self::from_rustls), `from_openssl`) and has no files to read.
+    pub fn reload_certificates(&self) -> Result<(), Error> {
+        self.reloadable()?.reload()
+    }
+
+    /// The leaf of the default certificate chain served now (DER), for logging its
+    /// fingerprint; `None` for a configuration wrapped from an engine's own.
+    pub fn certificate(&self) -> Option<CertificateDer<'static>> {
+        self.certificates.as_ref().map(|c| c.leaf())
+    }
+
+    #[cfg(feature = "openssl")]
+    pub(crate) fn with_certificates(mut self, certificates: Arc<dyn Reload>) -> Self {
+        self.certificates = Some(certificates);
+        self
+    }
+
+    fn reloadable(&self) -> Result<&Arc<dyn Reload>, Error> {
+        self.certificates.as_ref().ok_or_else(|| {
+            Error::config(
+                "this configuration wraps an engine's own configuration: \
+                 only one made by ServerConfig::builder can reload its certificates",
+            )
+        })
     }
 
     /// A new server session.
@@ -157,8 +200,6 @@ impl ServerConfigBuilder {
         let identity = self.identity.ok_or_else(|| {
             Error::config("a server needs a certificate and key (or a self-signed certificate)")
         })?;
-        let origin = identity.describe();
-        let (chain, key) = identity.load(self.common.key_password.as_deref())?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions(&self.common.versions)?)
             .map_err(Error::from)?;
@@ -187,21 +228,22 @@ impl ServerConfigBuilder {
                 .map_err(|e| Error::config(format!("cannot build the client verifier: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         };
-        let certified = |chain, key, origin: &str| {
-            rustls::sign::CertifiedKey::from_der(chain, key, &provider)
-                .map(Arc::new)
-                .map_err(|e| {
-                    Error::config(format!("unusable server certificate or key{origin}: {e}"))
-                })
-        };
-        let default = certified(chain, key, &origin)?;
-        let mut by_name = std::collections::HashMap::new();
-        for (name, identity) in self.sni {
-            let origin = identity.describe();
-            let (chain, key) = identity.load(self.common.key_password.as_deref())?;
-            by_name.insert(name.to_ascii_lowercase(), certified(chain, key, &origin)?);
-        }
-        let mut config = builder.with_cert_resolver(Arc::new(SniResolver { default, by_name }));
+        let password = self.common.key_password.clone();
+        let load: super::reload::Loader<Arc<rustls::sign::CertifiedKey>> =
+            Box::new(move |identity: &Identity| {
+                let origin = identity.describe();
+                let (chain, key) = identity.clone().load(password.as_deref())?;
+                let leaf = chain.first().cloned().ok_or_else(|| {
+                    Error::config(format!("the server certificate chain{origin} is empty"))
+                })?;
+                rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+                    .map(|certified| (Arc::new(certified), leaf))
+                    .map_err(|e| {
+                        Error::config(format!("unusable server certificate or key{origin}: {e}"))
+                    })
+            });
+        let certificates = Arc::new(Certificates::new(identity, self.sni, load)?);
+        let mut config = builder.with_cert_resolver(Arc::new(SniResolver(certificates.clone())));
         if let Some(log) = self.common.key_log()? {
             config.key_log = log;
         }
@@ -215,6 +257,7 @@ impl ServerConfigBuilder {
         Ok(ServerConfig {
             inner: Inner::Rustls(Arc::new(config)),
             limits: self.common.limits,
+            certificates: Some(certificates),
         })
     }
 }

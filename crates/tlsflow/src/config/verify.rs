@@ -85,21 +85,23 @@ impl ServerCertVerifier for ServerVerifier {
     }
 }
 
-/// Serves the certificate the client names (SNI), or the default one.
+/// Serves the certificate the client names (SNI), or the default one, from the
+/// configuration's current certificates.
 #[derive(Debug)]
-pub(crate) struct SniResolver {
-    pub(crate) default: Arc<rustls::sign::CertifiedKey>,
-    pub(crate) by_name: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
-}
+pub(crate) struct SniResolver(
+    pub(crate) Arc<super::reload::Certificates<Arc<rustls::sign::CertifiedKey>>>,
+);
 
 impl rustls::server::ResolvesServerCert for SniResolver {
     fn resolve(
         &self,
         client_hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        let named = client_hello
-            .server_name()
-            .and_then(|name| self.by_name.get(&name.to_ascii_lowercase()));
-        Some(named.unwrap_or(&self.default).clone())
+        Some(
+            self.0
+                .current()
+                .for_name(client_hello.server_name())
+                .clone(),
+        )
     }
 }
