@@ -240,15 +240,41 @@ pub(crate) fn poll_write<L: Link>(
     farewell(link, cx, result)
 }
 
+/// [`poll_write`] of the concatenation of `bufs`, sealed from the slices: the count is of
+/// the bytes accepted from the start of the concatenation, across slices (promise 1).
+pub(crate) fn poll_write_vectored<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let result = write_with(link, cx, bufs.iter().any(|b| !b.is_empty()), |session| {
+        session.write_plaintext_vectored(bufs)
+    });
+    farewell(link, cx, result)
+}
+
 fn write<L: Link>(link: &mut L, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-    if buf.is_empty() {
+    write_with(link, cx, !buf.is_empty(), |session| {
+        session.write_plaintext(buf)
+    })
+}
+
+/// Writes through `seal` (a plaintext write of the session), making room in the outbox
+/// until it accepts something.
+fn write_with<L: Link>(
+    link: &mut L,
+    cx: &mut Context<'_>,
+    any: bool,
+    mut seal: impl FnMut(&mut Session) -> Result<usize, Error>,
+) -> Poll<io::Result<usize>> {
+    if !any {
         return Poll::Ready(Ok(0));
     }
     ready!(handshake(link, cx))?;
     loop {
         let (accepted, send_now) = {
             let mut session = link.session();
-            let accepted = session.write_plaintext(buf)?;
+            let accepted = seal(&mut session)?;
             (accepted, !coalesce(&session, accepted))
         };
         if accepted > 0 {

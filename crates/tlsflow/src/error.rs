@@ -75,6 +75,12 @@ pub enum Error {
         /// What was wrong, naming the file or value.
         reason: String,
     },
+    /// The engine cannot do what was asked (for example, export keying material on the
+    /// rustls engine); the connection is unaffected.
+    Unsupported {
+        /// What cannot be done, and why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -89,6 +95,7 @@ impl Error {
     /// | `Io(e)` | `e.kind()` |
     /// | `TimedOut` | `TimedOut` |
     /// | `Config` | `InvalidInput` |
+    /// | `Unsupported` | `Unsupported` |
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
             Error::Certificate { .. } | Error::PeerAlert { .. } | Error::Protocol { .. } => {
@@ -100,6 +107,7 @@ impl Error {
             Error::Io(e) => e.kind(),
             Error::TimedOut { .. } => io::ErrorKind::TimedOut,
             Error::Config { .. } => io::ErrorKind::InvalidInput,
+            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
         }
     }
 
@@ -248,6 +256,7 @@ impl fmt::Display for Error {
                 write!(f, "{operation} timed out after {after:?}")
             }
             Error::Config { reason } => write!(f, "TLS configuration error: {reason}"),
+            Error::Unsupported { reason } => write!(f, "not supported: {reason}"),
         }
     }
 }

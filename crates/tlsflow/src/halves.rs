@@ -362,6 +362,13 @@ impl<R, W: Write> Write for WriteHalf<R, W> {
         })
     }
 
+    /// As [`TlsStream`]'s `write_vectored`.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        run_std(&mut self.std_link(), |link, cx| {
+            driver::poll_write_vectored(link, cx, bufs)
+        })
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         run_std(&mut self.std_link(), |link, cx| {
             driver::poll_flush(link, cx)

@@ -15,6 +15,7 @@ macro_rules! async_driver {
         runtime: $runtime:literal, shutdown: $shutdown:ident, read: ($Buf:ty => $Out:ty, $read:path),
         io: $Io:ident, links: ($link:ident, $half_link:ident),
         stream: ($handshake:ident, $close:ident), configs: ($connect:ident, $accept:ident),
+        write_extra: [$($vectored:tt)*],
     ) => {
         use std::io;
         use std::pin::Pin;
@@ -100,6 +101,18 @@ macro_rules! async_driver {
             ) -> Poll<io::Result<usize>> {
                 driver::poll_write(&mut self.get_mut().$link(), cx, buf)
             }
+
+            /// Seals records straight from the slices; the count is of the bytes accepted
+            /// from the start of their concatenation, across slices.
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                driver::poll_write_vectored(&mut self.get_mut().$link(), cx, bufs)
+            }
+
+            $($vectored)*
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 driver::poll_flush(&mut self.get_mut().$link(), cx)
@@ -195,6 +208,18 @@ macro_rules! async_driver {
             ) -> Poll<io::Result<usize>> {
                 driver::poll_write(&mut self.get_mut().$half_link(), cx, buf)
             }
+
+            /// Seals records straight from the slices; the count is of the bytes accepted
+            /// from the start of their concatenation, across slices.
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                driver::poll_write_vectored(&mut self.get_mut().$half_link(), cx, bufs)
+            }
+
+            $($vectored)*
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 driver::poll_flush(&mut self.get_mut().$half_link(), cx)

@@ -7,6 +7,7 @@ crate::io_async::async_driver! {
     runtime: "futures-io", shutdown: poll_close, read: (&mut [u8] => usize, driver::poll_read),
     io: FuturesIo, links: (futures_link, futures_half_link),
     stream: (handshake_futures, close_futures), configs: (connect_futures, accept_futures),
+    write_extra: [],
 }
 
 impl<T: AsyncRead + Unpin> PollRead for FuturesIo<'_, T> {

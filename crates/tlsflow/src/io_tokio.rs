@@ -7,6 +7,12 @@ crate::io_async::async_driver! {
     runtime: "tokio", shutdown: poll_shutdown, read: (&mut ReadBuf<'_> => (), read_into),
     io: TokioIo, links: (tokio_link, tokio_half_link),
     stream: (handshake_tokio, close_tokio), configs: (connect_tokio, accept_tokio),
+    write_extra: [
+        /// Yes: vectored writes are sealed straight from the slices.
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+    ],
 }
 
 impl<T: AsyncRead + Unpin> PollRead for TokioIo<'_, T> {

@@ -6,6 +6,7 @@ use std::task::{Context, Poll, Waker};
 use crate::driver::{self, IoLink, PollIo, PollRead};
 use crate::engine::ProtocolVersion;
 use crate::session::{Buffered, Counters, Interest, Session, State};
+use crate::Error;
 
 /// How many bytes [`TlsStream::close`] reads and discards, at most, while it waits for the
 /// peer's `close_notify`.
@@ -156,6 +157,21 @@ impl<T> TlsStream<T> {
         self.session.is_resumed()
     }
 
+    /// Keying material exported from the connection: see
+    /// [`Session::export_keying_material`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::export_keying_material`].
+    pub fn export_keying_material(
+        &self,
+        out: &mut [u8],
+        label: &str,
+        context: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        self.session.export_keying_material(out, label, context)
+    }
+
     /// The peer's certificate chain, DER-encoded, end-entity first.
     pub fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
         self.session.peer_certificates()
@@ -271,6 +287,13 @@ fn would_block_to_pending<R>(result: io::Result<R>) -> Poll<io::Result<R>> {
 impl<T: Read + Write> Write for TlsStream<T> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.run(|link, cx| driver::poll_write(link, cx, buf))
+    }
+
+    /// Seals records straight from the slices (see
+    /// [`Session::write_plaintext_vectored`]); the count is of the bytes accepted from the
+    /// start of the concatenation, across slices.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.run(|link, cx| driver::poll_write_vectored(link, cx, bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -63,6 +63,7 @@ fn plan(seed: u64) -> (Hostility, Limits, Scenario) {
         server_sends,
         max_write: rng.log_between(1, 128 * 1024),
         max_read: rng.log_between(1, 128 * 1024),
+        vectored: rng.below(2) == 1,
         ..Scenario::default()
     };
     (hostility, limits, scenario)

@@ -77,6 +77,7 @@ fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u
         server_sends: rng.log_between(0, ceiling),
         max_write: rng.log_between(1, 128 * 1024),
         max_read: rng.log_between(1, 128 * 1024),
+        vectored: rng.below(2) == 1,
         ..Scenario::default()
     };
     let (a, b) = HostileTransport::pair(seed, hostility);

@@ -133,3 +133,55 @@ fn a_tlsflow_client_resumes_and_both_ends_say_so() {
         assert_eq!(server_saw, [Some(false), Some(true)], "{engine} server");
     }
 }
+
+/// The client's resumption controls: with resumption off every connection runs a full
+/// handshake; with a cache of one server the second connection resumes; and the OpenSSL
+/// engine's client, which does not resume, refuses a cache size at build.
+#[test]
+fn the_client_builder_turns_resumption_off_and_sizes_its_cache() {
+    let cert = SelfSigned::generate(&["localhost"]).unwrap();
+    let server = ServerConfig::builder().self_signed(&cert).build().unwrap();
+    let rounds = |client: tlsflow::ClientConfig| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = server.clone();
+        let serving = thread::spawn(move || {
+            for _ in 0..2 {
+                let mut tls = server.accept(listener.accept().unwrap().0).unwrap();
+                tls.write_all(b"hi").unwrap();
+                tls.close().unwrap();
+            }
+        });
+        let seen: Vec<Option<bool>> = (0..2)
+            .map(|_| {
+                let mut tls = client
+                    .connect("localhost", TcpStream::connect(addr).unwrap())
+                    .unwrap();
+                let mut got = Vec::new();
+                tls.read_to_end(&mut got).unwrap();
+                tls.close().unwrap();
+                tls.is_resumed()
+            })
+            .collect();
+        serving.join().unwrap();
+        seen
+    };
+    let builder = || tlsflow::ClientConfig::builder().ca_certificate(cert.cert_der());
+    let off = builder().no_resumption().build().unwrap();
+    assert_eq!(rounds(off), [Some(false), Some(false)]);
+    let one = builder().session_cache_size(1).build().unwrap();
+    assert_eq!(rounds(one), [Some(false), Some(true)]);
+
+    let err = builder()
+        .session_cache_size(8)
+        .engine(EngineKind::Openssl)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("rustls engine"), "{err}");
+    // Off is what the OpenSSL engine's client does anyway.
+    builder()
+        .no_resumption()
+        .engine(EngineKind::Openssl)
+        .build()
+        .unwrap();
+}

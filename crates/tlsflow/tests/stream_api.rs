@@ -349,3 +349,76 @@ fn the_stream_lends_its_socket() {
     socket2::SockRef::from(&tls).set_tcp_nodelay(false).unwrap();
     assert!(!tls.get_ref().nodelay().unwrap());
 }
+
+/// Vectored writes on every engine pairing: slices of all sizes (empty ones too) arrive in
+/// order, each call's count is a prefix of the concatenation, and tokio's stream says it
+/// writes vectored.
+#[test]
+fn vectored_writes_arrive_in_order_on_every_engine_pairing() {
+    let mut rng = tlsflow::testing::Rng::new(7);
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for size in [0, 3, 20_000, 0, 50_000, 1, 16_384, 16_385, 0, 100_000, 7] {
+        let mut part = vec![0u8; size];
+        rng.fill(&mut part);
+        parts.push(part);
+    }
+    let expected: Vec<u8> = parts.concat();
+    for (client_engine, server_engine) in tlsflow::testing::engine_pairs() {
+        let (client, server) = tlsflow::testing::self_signed_configs_on(
+            client_engine,
+            server_engine,
+            Limits {
+                send: 24 * 1024,
+                ..Limits::default()
+            },
+        )
+        .unwrap();
+        let (a, b) = tcp_pair();
+        let want = expected.len();
+        let reading = std::thread::spawn(move || {
+            let mut tls = server.accept(b).unwrap();
+            let mut got = Vec::new();
+            tls.read_to_end(&mut got).unwrap();
+            assert_eq!(got.len(), want);
+            tls.close().unwrap();
+            got
+        });
+        let mut tls = client.connect("localhost", a).unwrap();
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+        let mut bufs = &mut slices[..];
+        let mut calls = 0;
+        while !bufs.is_empty() {
+            let n = tls.write_vectored(bufs).unwrap();
+            let offered: usize = bufs.iter().map(|b| b.len()).sum();
+            assert!(n > 0 && n <= offered, "{n} of {offered}");
+            std::io::IoSlice::advance_slices(&mut bufs, n);
+            calls += 1;
+        }
+        assert!(calls > 1, "the send limit splits the write");
+        tls.close().unwrap();
+        let got = reading.join().unwrap();
+        assert!(
+            got == expected,
+            "{client_engine} client, {server_engine} server"
+        );
+    }
+}
+
+#[test]
+fn the_tokio_stream_writes_vectored() {
+    use tokio::io::AsyncWrite;
+    let (client, _) = tlsflow::testing::self_signed_configs(Limits::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let tls = client.connect("localhost", tcp).unwrap();
+        assert!(tls.is_write_vectored());
+    });
+}

@@ -59,10 +59,30 @@ pub struct ClientConfigBuilder {
     pub(crate) no_verify: bool,
     pub(crate) common: Common,
     pub(crate) verify_callback: Option<VerifyCallback>,
+    pub(crate) session_cache: Option<usize>,
 }
 
 impl ClientConfigBuilder {
     common_setters!();
+
+    /// Remembers sessions of up to `servers` servers (by name) to resume later connections
+    /// to them (TLS 1.3 tickets; TLS 1.2 session ids and tickets), shared by every
+    /// connection made from the configuration and its clones. rustls's default is 256; `0`
+    /// turns resumption off, so every connection runs a full handshake. See
+    /// [`TlsStream::is_resumed`](crate::TlsStream::is_resumed).
+    ///
+    /// The rustls engine only: the OpenSSL engine's client does not resume sessions (it
+    /// would need `SSL_set_session`, which the `openssl` crate leaves `unsafe`), so there
+    /// any size but `0` is refused at build.
+    pub fn session_cache_size(mut self, servers: usize) -> Self {
+        self.session_cache = Some(servers);
+        self
+    }
+
+    /// Turns session resumption off: [`session_cache_size(0)`](Self::session_cache_size).
+    pub fn no_resumption(self) -> Self {
+        self.session_cache_size(0)
+    }
 
     anchor_setters!(
         /// Trusts the certificates in a PEM file (may be given several times). When any trust
@@ -183,6 +203,13 @@ impl ClientConfigBuilder {
             config.key_log = log;
         }
         config.alpn_protocols = self.common.alpn;
+        match self.session_cache {
+            None => {}
+            Some(0) => config.resumption = rustls::client::Resumption::disabled(),
+            Some(servers) => {
+                config.resumption = rustls::client::Resumption::in_memory_sessions(servers);
+            }
+        }
         // Lets the engine run TLS 1.3 records itself once the handshake is over.
         config.enable_secret_extraction = true;
         Ok(ClientConfig {

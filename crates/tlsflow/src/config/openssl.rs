@@ -354,6 +354,12 @@ fn server_context_for(
 
 impl ClientConfigBuilder {
     pub(super) fn build_openssl(self) -> Result<ClientConfig, Error> {
+        if self.session_cache.is_some_and(|servers| servers > 0) {
+            return Err(Error::config(
+                "session_cache_size needs the rustls engine: the OpenSSL engine's client \
+                 does not resume sessions",
+            ));
+        }
         let limits = self.common.limits;
         Ok(ClientConfig::from_openssl(client_context(self)?).with_limits(limits))
     }

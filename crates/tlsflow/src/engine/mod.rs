@@ -196,6 +196,23 @@ pub trait Engine: Send + 'static {
     /// A TLS failure (for example, sealing after the connection failed).
     fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error>;
 
+    /// Seals plaintext gathered from `bufs` (in order; none is empty) like
+    /// [`write_plaintext`](Self::write_plaintext) on their concatenation, and returns how many
+    /// bytes of it were accepted. The default gathers up to a record's worth into one buffer
+    /// (or takes the first slice alone when it fills a record or is all there is); an engine
+    /// that seals records in place overrides it to seal straight from the slices.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_plaintext`](Self::write_plaintext).
+    fn write_plaintext_vectored(
+        &mut self,
+        bufs: &[std::io::IoSlice<'_>],
+        out: &mut Output,
+    ) -> Result<usize, Error> {
+        self.write_plaintext(&gather(bufs, crate::wire::MAX_FRAGMENT), out)
+    }
+
     /// Appends all pending ciphertext to `out`.
     fn take_ciphertext(&mut self, out: &mut Output);
 
@@ -236,6 +253,26 @@ pub trait Engine: Send + 'static {
     /// Whether the handshake resumed an earlier session (`None` until it is over).
     fn is_resumed(&self) -> Option<bool>;
 
+    /// Fills `out` with keying material exported from the connection (RFC 5705, RFC 8446
+    /// section 7.5) for `label` and `context`, once the handshake is over. The default says
+    /// the engine cannot.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] where the engine cannot; [`Error::Protocol`] before the
+    /// handshake is over or for an empty `out`.
+    fn export_keying_material(
+        &self,
+        out: &mut [u8],
+        label: &str,
+        context: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        let _ = (out, label, context);
+        Err(Error::Unsupported {
+            reason: "this engine does not export keying material".into(),
+        })
+    }
+
     /// The server name: the one this client asked for, or the one this server was asked for.
     fn server_name(&self) -> Option<String>;
 
@@ -244,4 +281,26 @@ pub trait Engine: Send + 'static {
 
     /// Whether this engine is the client side.
     fn is_client(&self) -> bool;
+}
+
+/// The first `limit` bytes of the concatenation of `bufs`: the first slice itself when it
+/// holds them all, else a copy.
+pub(crate) fn gather<'b>(
+    bufs: &'b [std::io::IoSlice<'_>],
+    limit: usize,
+) -> std::borrow::Cow<'b, [u8]> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let wanted = total.min(limit);
+    match bufs.iter().find(|b| !b.is_empty()) {
+        None => std::borrow::Cow::Borrowed(&[]),
+        Some(first) if first.len() >= wanted => std::borrow::Cow::Borrowed(&first[..wanted]),
+        Some(_) => {
+            let mut gathered = Vec::with_capacity(wanted);
+            for buf in bufs {
+                let take = buf.len().min(wanted - gathered.len());
+                gathered.extend_from_slice(&buf[..take]);
+            }
+            std::borrow::Cow::Owned(gathered)
+        }
+    }
 }

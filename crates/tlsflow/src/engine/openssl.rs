@@ -386,6 +386,31 @@ impl Engine for OpensslEngine {
         (!self.handshaking).then(|| self.stream.ssl().session_reused())
     }
 
+    fn export_keying_material(
+        &self,
+        out: &mut [u8],
+        label: &str,
+        context: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        if self.handshaking {
+            return Err(Error::protocol(
+                "keying material can be exported only once the handshake is over",
+            ));
+        }
+        if out.is_empty() {
+            return Err(Error::protocol(
+                "no room for keying material: `out` is empty",
+            ));
+        }
+        self.stream
+            .ssl()
+            .export_keying_material(out, label, context)
+            .map_err(|e| Error::Protocol {
+                reason: format!("exporting keying material failed: {e}"),
+                source: Some(std::sync::Arc::new(e) as crate::EngineError),
+            })
+    }
+
     fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.stream
             .ssl()

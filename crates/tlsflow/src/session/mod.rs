@@ -9,6 +9,7 @@ mod receive;
 mod send;
 mod types;
 
+pub use self::send::MAX_WRITE_SLICES;
 pub use self::types::{Buffered, Counters, Interest, Limits, ReadOutcome, State};
 
 /// The sans-I/O core of a TLS stream.
@@ -402,6 +403,23 @@ impl Session {
     /// cache), once the handshake is over.
     pub fn is_resumed(&self) -> Option<bool> {
         self.engine.is_resumed()
+    }
+
+    /// Fills `out` with keying material exported from the connection for `label` and
+    /// `context` (RFC 5705; RFC 8446 section 7.5), once the handshake is over: both sides get
+    /// the same bytes, bound to this connection, for protocols that authenticate through it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] on the rustls engine (rustls's unbuffered API has no exporter);
+    /// [`Error::Protocol`] before the handshake is over, or for an empty `out`.
+    pub fn export_keying_material(
+        &self,
+        out: &mut [u8],
+        label: &str,
+        context: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        self.engine.export_keying_material(out, label, context)
     }
 
     /// The peer's certificate chain, DER-encoded, end-entity first.

@@ -1,9 +1,15 @@
 //! Sending: plaintext sealed into the send queue, and what the transport takes from it.
 
+use std::io::IoSlice;
+
 use super::{Session, State};
 use crate::buf::Output;
 use crate::wire::MAX_FRAGMENT;
 use crate::Error;
+
+/// The most slices [`Session::write_plaintext_vectored`] takes in one call (as `writev`'s
+/// `IOV_MAX` bounds a system call); the rest wait for the next call.
+pub const MAX_WRITE_SLICES: usize = 64;
 
 impl Session {
     /// Seals plaintext and returns how many bytes were accepted.
@@ -18,12 +24,59 @@ impl Session {
     /// The sticky error if the session failed; [`Error::WriteAfterShutdown`] after
     /// [`close_write`](Self::close_write).
     pub fn write_plaintext(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let Some(offer) = self.offer(data.len())? else {
+            return Ok(0);
+        };
+        let accepted = self
+            .engine
+            .write_plaintext(&data[..offer], &mut self.outbox);
+        self.sealed(accepted)
+    }
+
+    /// Seals plaintext gathered from `bufs`, in order, and returns how many bytes were
+    /// accepted: always a prefix of the concatenation (every byte of the first slices, then
+    /// part of the next), as [`write_plaintext`](Self::write_plaintext) on their
+    /// concatenation would. The rustls engine's TLS 1.3 record layer seals records straight
+    /// from the slices; the other engines gather up to a record's worth first. At most
+    /// [`MAX_WRITE_SLICES`] slices are taken per call.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_plaintext`](Self::write_plaintext).
+    pub fn write_plaintext_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
+        let bufs = &bufs[..bufs.len().min(MAX_WRITE_SLICES)];
+        let total = bufs.iter().map(|b| b.len()).sum();
+        let Some(mut offer) = self.offer(total)? else {
+            return Ok(0);
+        };
+        let mut trimmed = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+        let mut count = 0;
+        for buf in bufs {
+            if offer == 0 {
+                break;
+            }
+            let take = buf.len().min(offer);
+            if take > 0 {
+                trimmed[count] = IoSlice::new(&buf[..take]);
+                count += 1;
+                offer -= take;
+            }
+        }
+        let accepted = self
+            .engine
+            .write_plaintext_vectored(&trimmed[..count], &mut self.outbox);
+        self.sealed(accepted)
+    }
+
+    /// How much of a write of `len` bytes to offer the engine now: `None` when nothing may
+    /// be accepted yet (the handshake is not over, or the outbox is full).
+    fn offer(&mut self, len: usize) -> Result<Option<usize>, Error> {
         self.check()?;
         if self.close_notify_queued {
             return Err(Error::WriteAfterShutdown);
         }
-        if data.is_empty() || self.state == State::Handshaking {
-            return Ok(0);
+        if len == 0 || self.state == State::Handshaking {
+            return Ok(None);
         }
         let queued = self.outbox.len() + self.in_flight;
         // The limit counts plaintext: the framing of queued records (at most 32 bytes each)
@@ -32,12 +85,16 @@ impl Session {
         let space = (self.limits.send + framing).saturating_sub(queued);
         // Sealing a sliver into a tiny record wastes bytes and CPU: below a record's worth of
         // space (or what is asked, or the limit itself), wait for the transport instead.
-        let worth = data.len().min(MAX_FRAGMENT).min(self.limits.send);
+        let worth = len.min(MAX_FRAGMENT).min(self.limits.send);
         if queued > 0 && space < worth {
-            return Ok(0);
+            return Ok(None);
         }
-        let offer = &data[..data.len().min(space.max(worth))];
-        let accepted = match self.engine.write_plaintext(offer, &mut self.outbox) {
+        Ok(Some(len.min(space.max(worth))))
+    }
+
+    /// Accounts for what the engine accepted.
+    fn sealed(&mut self, accepted: Result<usize, Error>) -> Result<usize, Error> {
+        let accepted = match accepted {
             Ok(n) => n,
             Err(e) => return Err(self.fail_tls(e)),
         };

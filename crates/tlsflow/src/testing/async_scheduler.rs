@@ -23,6 +23,18 @@ pub trait AsyncTestStream {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
     /// Polls a write.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    /// Polls a vectored write (by default, of the first non-empty slice, as std's default).
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        self.poll_write(cx, first)
+    }
     /// Polls a flush.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Polls a shutdown of the write side (`close_notify`).
@@ -138,7 +150,13 @@ impl<S: AsyncTestStream> Task<S> {
                 0 if self.flow.sent < self.flow.outgoing.len() => {
                     let chunk = self.flow.next_write(rng, scenario);
                     let len = chunk.len();
-                    match self.stream.poll_write(&mut cx, chunk) {
+                    let written = if scenario.vectored {
+                        self.stream
+                            .poll_write_vectored(&mut cx, &super::cut(chunk, rng))
+                    } else {
+                        self.stream.poll_write(&mut cx, chunk)
+                    };
+                    match written {
                         Poll::Ready(Ok(n)) => {
                             self.flow.wrote(self.name, n, len)?;
                             write_progress = true;
@@ -393,6 +411,14 @@ macro_rules! async_peer {
             fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
                 let io = std::pin::Pin::new(&mut self.$watched $(.$writer)?);
                 $($runtime)::+::AsyncWrite::poll_write(io, cx, buf)
+            }
+            fn poll_write_vectored(
+                &mut self,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                let io = std::pin::Pin::new(&mut self.$watched $(.$writer)?);
+                $($runtime)::+::AsyncWrite::poll_write_vectored(io, cx, bufs)
             }
             fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let io = std::pin::Pin::new(&mut self.$watched $(.$writer)?);

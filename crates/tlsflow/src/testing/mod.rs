@@ -275,3 +275,20 @@ impl std::fmt::Display for Flow {
         )
     }
 }
+
+/// `chunk` cut at up to three random points into slices for a vectored write (empty slices
+/// included, as callers pass them).
+pub(crate) fn cut<'a>(chunk: &'a [u8], rng: &mut Rng) -> Vec<std::io::IoSlice<'a>> {
+    let mut points: Vec<usize> = (0..rng.below(4))
+        .map(|_| rng.below(chunk.len() + 1))
+        .collect();
+    points.sort_unstable();
+    let mut slices = Vec::with_capacity(points.len() + 1);
+    let mut start = 0;
+    for point in points {
+        slices.push(std::io::IoSlice::new(&chunk[start..point]));
+        start = point;
+    }
+    slices.push(std::io::IoSlice::new(&chunk[start..]));
+    slices
+}

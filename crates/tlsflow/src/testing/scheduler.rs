@@ -66,6 +66,9 @@ pub struct Scenario {
     pub max_steps: u64,
     /// Consecutive calls without progress after which the scheduler checks for a hang.
     pub stall_steps: u64,
+    /// Writes go through `write_vectored`, each chunk cut into up to four random slices
+    /// (some of them empty).
+    pub vectored: bool,
 }
 
 impl Default for Scenario {
@@ -78,6 +81,7 @@ impl Default for Scenario {
             max_read: 40_000,
             max_steps: 50_000_000,
             stall_steps: 400,
+            vectored: false,
         }
     }
 }
@@ -137,7 +141,12 @@ impl<S: TestStream> Peer<S> {
             0 if self.flow.sent < self.flow.outgoing.len() => {
                 let chunk = self.flow.next_write(rng, scenario);
                 let len = chunk.len();
-                match self.stream.write(chunk) {
+                let written = if scenario.vectored {
+                    self.stream.write_vectored(&super::cut(chunk, rng))
+                } else {
+                    self.stream.write(chunk)
+                };
+                match written {
                     Ok(n) => self.flow.wrote(self.name, n, len)?,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.check_would_block(before, "write")?

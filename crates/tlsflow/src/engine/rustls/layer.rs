@@ -90,9 +90,18 @@ impl Records for Layer {
     }
 
     fn write(&mut self, shared: &mut Shared, buf: &[u8], out: &mut Output) -> Result<usize, Error> {
+        self.write_vectored(shared, &[std::io::IoSlice::new(buf)], out)
+    }
+
+    fn write_vectored(
+        &mut self,
+        shared: &mut Shared,
+        bufs: &[std::io::IoSlice<'_>],
+        out: &mut Output,
+    ) -> Result<usize, Error> {
         shared.held.take_out(out);
-        match self.traffic.write(buf, out) {
-            Ok(()) => Ok(buf.len()),
+        match self.traffic.write_vectored(bufs, out) {
+            Ok(()) => Ok(bufs.iter().map(|b| b.len()).sum()),
             Err(Error::WriteAfterShutdown) => Err(Error::WriteAfterShutdown),
             Err(e) => {
                 shared.failure = Some(e.clone());

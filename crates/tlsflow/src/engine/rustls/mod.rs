@@ -97,6 +97,16 @@ trait Records {
     fn plaintext_pending(&self, shared: &Shared) -> usize;
     fn write(&mut self, shared: &mut Shared, data: &[u8], out: &mut Output)
         -> Result<usize, Error>;
+    /// [`write`](Self::write) of the concatenation of `bufs` (gathered up to a record's
+    /// worth, unless the phase seals from the slices itself).
+    fn write_vectored(
+        &mut self,
+        shared: &mut Shared,
+        bufs: &[std::io::IoSlice<'_>],
+        out: &mut Output,
+    ) -> Result<usize, Error> {
+        self.write(shared, &super::gather(bufs, crate::wire::MAX_FRAGMENT), out)
+    }
     /// Moves ciphertext of the phase's own (beyond [`Held`]'s) to `out`.
     fn take_ciphertext(&mut self, _: &mut Output) {}
     fn has_ciphertext(&self) -> bool {
@@ -321,6 +331,24 @@ impl Engine for RustlsEngine {
     fn write_plaintext(&mut self, data: &[u8], out: &mut Output) -> Result<usize, Error> {
         self.shared.check()?;
         self.on_phase(|records, shared| records.write(shared, data, out))
+            .0
+    }
+
+    fn export_keying_material(&self, _: &mut [u8], _: &str, _: Option<&[u8]>) -> Result<(), Error> {
+        Err(Error::Unsupported {
+            reason: "the rustls engine cannot export keying material: rustls 0.23's \
+                     unbuffered API, on which it runs, has no exporter (use the OpenSSL engine)"
+                .into(),
+        })
+    }
+
+    fn write_plaintext_vectored(
+        &mut self,
+        bufs: &[std::io::IoSlice<'_>],
+        out: &mut Output,
+    ) -> Result<usize, Error> {
+        self.shared.check()?;
+        self.on_phase(|records, shared| records.write_vectored(shared, bufs, out))
             .0
     }
 

@@ -14,6 +14,8 @@
 //!
 //! Every failure sends the peer the alert the specification names, and is final.
 
+use std::io::IoSlice;
+
 use aws_lc_rs::aead::Aad;
 use rustls::{ExtractedSecrets, SupportedCipherSuite};
 
@@ -164,8 +166,14 @@ impl Traffic {
         Ok(())
     }
 
-    /// Seals `data` as application data records appended to `out`.
-    pub(super) fn write(&mut self, data: &[u8], out: &mut Output) -> Result<(), Error> {
+    /// Seals the concatenation of `bufs` as application data records appended to `out`,
+    /// each record straight from the slices: a record within one slice is sealed from it, a
+    /// record across slices is gathered into its place in `out` and sealed there.
+    pub(super) fn write_vectored(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+        out: &mut Output,
+    ) -> Result<(), Error> {
         if self.sent_close {
             return Err(Error::WriteAfterShutdown);
         }
@@ -173,17 +181,40 @@ impl Traffic {
             self.update_sending_key(false).map_err(|f| f.error)?;
         }
         self.take_control(out);
-        for chunk in data.chunks(self.max_fragment) {
+        let mut left: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut slices = bufs.iter().map(|b| &**b);
+        let mut current: &[u8] = &[];
+        while left > 0 {
             if self.seal.seq >= self.limit {
                 self.update_sending_key(false).map_err(|f| f.error)?;
                 self.take_control(out);
             }
-            let dst = out.spare(HEADER + chunk.len() + 1 + TAG);
-            let n = self
-                .seal
-                .seal(APPLICATION_DATA, chunk, dst)
-                .map_err(|f| f.error)?;
-            out.commit(n);
+            let len = left.min(self.max_fragment);
+            while current.is_empty() {
+                current = slices.next().unwrap_or_default();
+            }
+            let dst = out.spare(HEADER + len + 1 + TAG);
+            let sealed = if current.len() >= len {
+                let (chunk, rest) = current.split_at(len);
+                current = rest;
+                self.seal.seal(APPLICATION_DATA, chunk, dst)
+            } else {
+                let fill = |content: &mut [u8]| {
+                    let mut filled = 0;
+                    while filled < len {
+                        while current.is_empty() {
+                            current = slices.next().unwrap_or_default();
+                        }
+                        let take = current.len().min(len - filled);
+                        content[filled..filled + take].copy_from_slice(&current[..take]);
+                        current = &current[take..];
+                        filled += take;
+                    }
+                };
+                self.seal.seal_filled(APPLICATION_DATA, len, fill, dst)
+            };
+            out.commit(sealed.map_err(|f| f.error)?);
+            left -= len;
         }
         Ok(())
     }

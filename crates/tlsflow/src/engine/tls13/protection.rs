@@ -155,6 +155,34 @@ impl Protection {
             .map_err(|_| fatal(INTERNAL_ERROR, "sealing a record failed"))?;
         Ok(HEADER + body)
     }
+
+    /// Seals one record of content type `kind` whose `len` content bytes `fill` writes into
+    /// place (gathered from several slices), into the front of `dst`; returns its size.
+    pub(super) fn seal_filled(
+        &mut self,
+        kind: u8,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        dst: &mut [u8],
+    ) -> Result<usize, Fatal> {
+        let body = len + 1 + TAG;
+        let header = record_header(body);
+        let nonce = self.nonce()?;
+        let (head, rest) = dst.split_at_mut(HEADER);
+        head.copy_from_slice(&header);
+        let (content, rest) = rest.split_at_mut(len);
+        fill(content);
+        self.key
+            .seal_in_place_scatter(
+                nonce,
+                Aad::from(header),
+                content,
+                &[kind],
+                &mut rest[..1 + TAG],
+            )
+            .map_err(|_| fatal(INTERNAL_ERROR, "sealing a record failed"))?;
+        Ok(HEADER + body)
+    }
 }
 
 pub(super) fn record_header(body: usize) -> [u8; HEADER] {
