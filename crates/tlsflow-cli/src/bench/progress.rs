@@ -62,7 +62,7 @@ fn report(total: u64, count: &dyn Fn() -> u64, stop: &AtomicBool, terminal: bool
         let done = count().min(total);
         let rate = megabytes_per_second(done, started.elapsed());
         if terminal {
-            if stopping || ticks % 2 == 0 {
+            if stopping || ticks.is_multiple_of(2) {
                 draw_bar(done, total, rate, stopping);
             }
         } else {
