@@ -93,7 +93,7 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
             eprintln!(
                 "serving {}; SHA-256 fingerprint {}",
                 path.display(),
-                fingerprint(&leaf)
+                tlsflow::fingerprint_sha256(&leaf)
             );
         }
         if let Some(cert) = &generated {
@@ -136,16 +136,6 @@ pub(crate) fn run(args: &ServeArgs) -> Outcome {
     result
 }
 
-/// The SHA-256 fingerprint of a certificate, as `openssl x509 -fingerprint -sha256` prints it.
-fn fingerprint(der: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let hex: Vec<String> = Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    hex.join(":")
-}
-
 /// Reloads the certificate files at each SIGHUP, in a task of its own, and says on stderr
 /// what is served after it. A reload that fails (a file missing, unreadable, or a key that
 /// does not match) changes nothing: the old certificate stays in service. Without files
@@ -175,7 +165,7 @@ fn reload_on_hangup(shared: Arc<Shared>, files: bool) -> tokio::task::JoinHandle
                 let served = shared
                     .config
                     .certificate()
-                    .map(|leaf| fingerprint(&leaf))
+                    .map(|leaf| tlsflow::fingerprint_sha256(&leaf))
                     .unwrap_or_default();
                 match result {
                     Ok(()) => {

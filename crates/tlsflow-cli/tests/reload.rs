@@ -14,7 +14,6 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{make_cert, run, Output, Server, TempDir};
-use sha2::{Digest, Sha256};
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -22,12 +21,7 @@ fn s(path: &Path) -> &str {
 
 /// The SHA-256 fingerprint of the certificate in a PEM file, as the server prints it.
 fn fingerprint(pem: &Path) -> String {
-    let der = tlsflow::load_certs(pem).unwrap().remove(0);
-    let hex: Vec<String> = Sha256::digest(&der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
-    hex.join(":")
+    tlsflow::fingerprint_sha256(&tlsflow::load_certs(pem).unwrap()[0])
 }
 
 fn hang_up(server: &Server) {

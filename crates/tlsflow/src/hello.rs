@@ -150,8 +150,9 @@ impl ClientHelloReader {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] if the configuration cannot make a session, or the session's
-    /// failure on the bytes received.
+    /// [`Error::Config`] if the configuration cannot make a session. A ClientHello the
+    /// configuration refuses (no common suite or version, ...) is not an error here: the
+    /// stream's handshake sends the alert that answers it, then returns the failure.
     pub fn into_stream<T>(self, io: T, config: &ServerConfig) -> Result<TlsStream<T>, Error> {
         let mut session = config.session()?;
         let mut rest = &self.received[..];
@@ -166,7 +167,12 @@ impl ClientHelloReader {
             }
             let n = space.len().min(rest.len());
             space[..n].copy_from_slice(&rest[..n]);
-            session.input_received(n)?;
+            if session.input_received(n).is_err() {
+                // The configuration refuses this ClientHello (no common suite, version, ...):
+                // the session keeps the failure and the alert that answers it, and the
+                // stream's handshake sends the alert before it returns the error.
+                break;
+            }
             rest = &rest[n..];
         }
         Ok(TlsStream::new(io, session))
@@ -270,14 +276,36 @@ impl<T> StartHandshake<T> {
     }
 }
 
-/// The failure of a ClientHello: the alert goes out (as far as the transport takes it) and
-/// the error is returned.
-fn refuse(err: Error, io: &mut impl Write, alert: &[u8]) -> io::Error {
-    if !alert.is_empty() {
-        let _ = io.write_all(alert).and_then(|()| io.flush());
-    }
-    err.into()
+/// What a read from the client means for [`ClientHelloReader`].
+enum Next {
+    /// Read again.
+    Read,
+    /// The ClientHello is complete.
+    Done,
+    /// The transport failed, or the client closed first.
+    Failed(io::Error),
+    /// The ClientHello is at fault: send [`ClientHelloReader::alert`], then fail.
+    Refused(Error),
 }
+
+impl ClientHelloReader {
+    /// Takes the outcome of a read into `buf`.
+    fn after_read(&mut self, read: io::Result<usize>, buf: &[u8]) -> Next {
+        match read {
+            Ok(0) => Next::Failed(Error::HandshakeEof.into()),
+            Ok(n) => match self.feed(&buf[..n]) {
+                Ok(Some(_)) => Next::Done,
+                Ok(None) => Next::Read,
+                Err(err) => Next::Refused(err),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Next::Read,
+            Err(e) => Next::Failed(e),
+        }
+    }
+}
+
+/// How much one read from the client asks for.
+const READ_SIZE: usize = 8192;
 
 impl<T: Read + Write> StartHandshake<T> {
     /// Reads the client's ClientHello from a blocking transport. (On a non-blocking one it
@@ -290,18 +318,16 @@ impl<T: Read + Write> StartHandshake<T> {
     /// ClientHello's fault (its alert is sent first).
     pub fn read(mut io: T) -> io::Result<StartHandshake<T>> {
         let mut reader = ClientHelloReader::new();
-        let mut buf = vec![0u8; 8192];
+        let mut buf = vec![0u8; READ_SIZE];
         loop {
-            let n = match io.read(&mut buf) {
-                Ok(0) => return Err(Error::HandshakeEof.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            match reader.feed(&buf[..n]).map(|hello| hello.is_some()) {
-                Ok(true) => return Ok(StartHandshake { io, reader }),
-                Ok(false) => {}
-                Err(err) => return Err(refuse(err, &mut io, reader.alert())),
+            match reader.after_read(io.read(&mut buf), &buf) {
+                Next::Read => {}
+                Next::Done => return Ok(StartHandshake { io, reader }),
+                Next::Failed(e) => return Err(e),
+                Next::Refused(err) => {
+                    let _ = io.write_all(reader.alert()).and_then(|()| io.flush());
+                    return Err(err.into());
+                }
             }
         }
     }
@@ -319,22 +345,16 @@ impl<T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin> StartHandshake
     pub async fn read_tokio(mut io: T) -> io::Result<StartHandshake<T>> {
         use ::tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut reader = ClientHelloReader::new();
-        let mut buf = vec![0u8; 8192];
+        let mut buf = vec![0u8; READ_SIZE];
         loop {
-            let n = match io.read(&mut buf).await {
-                Ok(0) => return Err(Error::HandshakeEof.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            match reader.feed(&buf[..n]).map(|hello| hello.is_some()) {
-                Ok(true) => return Ok(StartHandshake { io, reader }),
-                Ok(false) => {}
-                Err(err) => {
-                    if !reader.alert().is_empty() {
-                        let _ = io.write_all(reader.alert()).await;
-                        let _ = io.flush().await;
-                    }
+            let read = io.read(&mut buf).await;
+            match reader.after_read(read, &buf) {
+                Next::Read => {}
+                Next::Done => return Ok(StartHandshake { io, reader }),
+                Next::Failed(e) => return Err(e),
+                Next::Refused(err) => {
+                    let _ = io.write_all(reader.alert()).await;
+                    let _ = io.flush().await;
                     return Err(err.into());
                 }
             }

@@ -288,7 +288,7 @@ pub use hello::{ClientHello, ClientHelloReader, StartHandshake};
 pub use listener::{TlsListener, DEFAULT_MAX_HANDSHAKES};
 pub use rustls::AlertDescription;
 #[cfg(feature = "self-signed")]
-pub use self_signed::SelfSigned;
+pub use self_signed::{fingerprint_sha256, SelfSigned};
 pub use session::{Interest, Limits, Session, State};
 pub use stream::{TlsStream, DEFAULT_CLOSE_DRAIN_LIMIT};
 

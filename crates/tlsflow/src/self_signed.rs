@@ -96,10 +96,19 @@ impl SelfSigned {
     /// The SHA-256 fingerprint of the certificate, as colon-separated upper-case hex (the
     /// form `openssl x509 -fingerprint -sha256` prints).
     pub fn fingerprint_sha256(&self) -> String {
-        let digest = Sha256::digest(self.cert_der.as_ref());
-        let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
-        hex.join(":")
+        fingerprint_sha256(&self.cert_der)
     }
+}
+
+/// The SHA-256 fingerprint of a DER certificate (any, such as
+/// [`ServerConfig::certificate`](crate::ServerConfig::certificate)), as colon-separated
+/// upper-case hex (the form `openssl x509 -fingerprint -sha256` prints).
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    let hex: Vec<String> = Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    hex.join(":")
 }
 
 #[cfg(test)]

@@ -268,3 +268,48 @@ fn the_acceptor_reads_the_hello_within_its_timeout() {
         assert_eq!(&talking.await.unwrap(), b"pong");
     });
 }
+
+/// Promise 10 through `into_stream`: a ClientHello the chosen configuration refuses (no
+/// common suite) is answered with its alert by the stream's handshake, on both engines.
+#[test]
+fn a_hello_the_chosen_configuration_refuses_is_answered_with_its_alert() {
+    let cert = SelfSigned::generate(&["refuse.test"]).unwrap();
+    for server_engine in ENGINES {
+        let server = ServerConfig::builder()
+            .self_signed(&cert)
+            .versions(&[ProtocolVersion::Tls13])
+            .cipher_suites(&["TLS_AES_128_GCM_SHA256"])
+            .engine(server_engine)
+            .build()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let start = StartHandshake::read(tcp).unwrap();
+            let mut tls = start.into_stream(&server).unwrap();
+            tls.handshake().unwrap_err()
+        });
+        let client = ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .versions(&[ProtocolVersion::Tls13])
+            .cipher_suites(&["TLS_AES_256_GCM_SHA384"])
+            .build()
+            .unwrap();
+        let mut tls = client
+            .connect("refuse.test", TcpStream::connect(addr).unwrap())
+            .unwrap();
+        let err = tls.handshake().unwrap_err();
+        let err = Error::from_io(&err).unwrap();
+        assert_eq!(
+            err.peer_alert(),
+            Some(AlertDescription::HandshakeFailure),
+            "{server_engine} server: {err:?}"
+        );
+        let server_err = serving.join().unwrap();
+        assert!(
+            Error::from_io(&server_err).is_some(),
+            "{server_engine}: {server_err}"
+        );
+    }
+}
