@@ -4,7 +4,7 @@
 //! reading, on each side) carry every byte, checked by SHA-256 both ways.
 //!
 //! ```text
-//! cargo run --release --example duplex -- [--size 256MiB]
+//! cargo run --release --features self-signed --example duplex -- [--size 256MiB]
 //! ```
 //!
 //! The last line is `duplex intact: <bytes> bytes each way, <rate> MB/s aggregate`.

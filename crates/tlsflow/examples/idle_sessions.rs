@@ -6,7 +6,7 @@
 //! the peak shows the idle sessions:
 //!
 //! ```sh
-//! cargo build --release --example idle_sessions
+//! cargo build --release --features self-signed --example idle_sessions
 //! valgrind --tool=massif --threshold=2 target/release/examples/idle_sessions 1000
 //! ms_print massif.out.*
 //! ```

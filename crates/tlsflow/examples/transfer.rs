@@ -3,7 +3,7 @@
 //! the reader checks every byte by SHA-256.
 //!
 //! ```text
-//! cargo run --release --example transfer -- [--size 1GiB] [--write-size 64KiB] [--engine rustls|openssl]
+//! cargo run --release --features self-signed --example transfer -- [--size 1GiB] [--write-size 64KiB] [--engine rustls|openssl]
 //! ```
 //!
 //! The last line is `intact: <bytes> bytes, sha256 <hex>, <rate> MB/s` when the receiver's

@@ -6,6 +6,7 @@
 //! ```
 //! use std::io::{Read, Write};
 //! use std::net::{TcpListener, TcpStream};
+//! # #[cfg(feature = "self-signed")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cert = tlsflow::SelfSigned::generate(&["localhost"])?; // feature `self-signed`
 //! let server = tlsflow::ServerConfig::builder().self_signed(&cert).build()?;
@@ -26,6 +27,7 @@
 //! assert_eq!(greeting, "hello over TLS\n");
 //! serving.join().unwrap()?;
 //! # Ok(()) }
+//! # #[cfg(not(feature = "self-signed"))] fn main() {}
 //! ```
 //!
 //! A tokio server (feature `tokio`): a [`TlsAcceptor`] is cheap to clone into each task,
@@ -139,6 +141,7 @@
 //! use std::io::{ErrorKind, Read, Write};
 //! use std::net::{TcpListener, TcpStream};
 //!
+//! # #[cfg(feature = "self-signed")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let cert = tlsflow::SelfSigned::generate(&["localhost"])?;
 //! let server_config = tlsflow::ServerConfig::builder().self_signed(&cert).build()?;
@@ -176,6 +179,7 @@
 //! }
 //! assert_eq!(server.join().unwrap()?, data);
 //! # Ok(()) }
+//! # #[cfg(not(feature = "self-signed"))] fn main() {}
 //! ```
 
 //!

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tlsflow::testing::{
     engine_pairs, run_pair, self_signed_configs_on, HostileTransport, Hostility, Rng, Scenario,
 };
-use tlsflow::{ClientConfig, Limits, ServerConfig};
+use tlsflow::{ClientConfig, Limits, ProtocolVersion, SelfSigned, ServerConfig};
 
 fn schedules() -> u64 {
     std::env::var("TLSFLOW_SCHEDULES")
@@ -92,13 +92,41 @@ fn run_seed(seed: u64, client: &ClientConfig, server: &ServerConfig) -> Result<u
         })
 }
 
+/// The configurations the schedules rotate over: each engine pair (named), then rustls on
+/// both sides over TLS 1.2, where rustls runs every record (the record layer takes only TLS
+/// 1.3).
+fn pairs() -> Vec<(String, ClientConfig, ServerConfig)> {
+    let mut pairs: Vec<_> = engine_pairs()
+        .into_iter()
+        .map(|(c, s)| {
+            let (client, server) = self_signed_configs_on(c, s, Limits::default()).unwrap();
+            (format!("engines {c} -> {s}"), client, server)
+        })
+        .collect();
+    let (client, server) = tls12_pair();
+    pairs.push(("rustls over TLS 1.2".into(), client, server));
+    pairs
+}
+
+/// rustls on both sides, TLS 1.2 only.
+fn tls12_pair() -> (ClientConfig, ServerConfig) {
+    let cert = SelfSigned::generate(&["localhost"]).unwrap();
+    let server = ServerConfig::builder()
+        .self_signed(&cert)
+        .versions(&[ProtocolVersion::Tls12])
+        .build()
+        .unwrap();
+    let client = ClientConfig::builder()
+        .ca_certificate(cert.cert_der())
+        .build()
+        .unwrap();
+    (client, server)
+}
+
 #[test]
 fn hostile_schedules_deliver_every_byte() {
     // Seeds rotate over the engine pairs: each engine against itself and the other.
-    let pairs: Vec<(ClientConfig, ServerConfig)> = engine_pairs()
-        .into_iter()
-        .map(|(c, s)| self_signed_configs_on(c, s, Limits::default()).unwrap())
-        .collect();
+    let pairs = pairs();
     let total = schedules();
     let next = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
@@ -111,7 +139,7 @@ fn hostile_schedules_deliver_every_byte() {
                 if seed >= total || failures.load(Ordering::Relaxed) > 0 {
                     break;
                 }
-                let (client, server) = &pairs[seed as usize % pairs.len()];
+                let (_, client, server) = &pairs[seed as usize % pairs.len()];
                 match run_seed(seed, client, server) {
                     Ok(n) => {
                         bytes.fetch_add(n, Ordering::Relaxed);
@@ -146,11 +174,10 @@ fn replay() {
     else {
         return;
     };
-    let pairs = engine_pairs();
-    let (c, s) = pairs[seed as usize % pairs.len()];
-    let (client, server) = self_signed_configs_on(c, s, Limits::default()).unwrap();
-    eprintln!("engines {c} -> {s}, plan: {:?}", plan(seed));
-    run_seed(seed, &client, &server).unwrap();
+    let pairs = pairs();
+    let (name, client, server) = &pairs[seed as usize % pairs.len()];
+    eprintln!("{name}, plan: {:?}", plan(seed));
+    run_seed(seed, client, server).unwrap();
 }
 
 /// The fuzz target `schedule` (see `fuzz/`) on random bytes: every decision of the

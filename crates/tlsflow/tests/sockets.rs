@@ -250,3 +250,62 @@ fn blocking_small_buffers_each_way_in_turn_on(
         started.elapsed()
     );
 }
+
+/// A write that finds plaintext opened and not read must move it aside to seal (rustls
+/// reads before it writes), and must not open more: with the peer's records waiting in the
+/// receive buffer, unread plaintext stays within a record moved aside plus one opened,
+/// however many writes follow. Covers rustls running every record: TLS 1.2, and TLS 1.3
+/// on a configuration that never moves to the record layer.
+#[test]
+fn writes_leave_unread_plaintext_within_two_records() {
+    use std::sync::Arc;
+    use tlsflow::{ClientConfig, ProtocolVersion, SelfSigned, ServerConfig};
+
+    const INCOMING: usize = 512 * 1024;
+    const OUTGOING: usize = 64 * 1024;
+    for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+        let cert = SelfSigned::generate(&["localhost"]).unwrap();
+        let built = ServerConfig::builder()
+            .self_signed(&cert)
+            .versions(&[version])
+            .build()
+            .unwrap();
+        let mut rustls_only = (**built.rustls().unwrap()).clone();
+        rustls_only.enable_secret_extraction = false;
+        let server = ServerConfig::from_rustls(Arc::new(rustls_only));
+        let client = ClientConfig::builder()
+            .ca_certificate(cert.cert_der())
+            .build()
+            .unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = thread::spawn(move || {
+            let mut tls = client
+                .connect("localhost", TcpStream::connect(addr).unwrap())
+                .unwrap();
+            tls.write_all(&payload(1, INCOMING)).unwrap();
+            tls.flush().unwrap();
+            let mut echoed = vec![0u8; OUTGOING];
+            tls.read_exact(&mut echoed).unwrap();
+            assert_eq!(echoed, payload(2, OUTGOING));
+        });
+        let mut tls = server.accept(listener.accept().unwrap().0).unwrap();
+        let mut received = vec![0u8; INCOMING];
+        // One byte in: a receive buffer's worth of records arrives with it.
+        tls.read_exact(&mut received[..1]).unwrap();
+        let mut most = 0;
+        for chunk in payload(2, OUTGOING).chunks(1024) {
+            tls.write_all(chunk).unwrap();
+            most = most.max(tls.buffered().incoming_plaintext);
+        }
+        tls.flush().unwrap();
+        assert!(
+            most <= 2 * 16 * 1024,
+            "{version:?}: writes left {most} bytes of plaintext opened and unread"
+        );
+        tls.read_exact(&mut received[1..]).unwrap();
+        assert_eq!(received, payload(1, INCOMING), "{version:?}");
+        peer.join().unwrap();
+    }
+}

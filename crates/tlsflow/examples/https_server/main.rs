@@ -1,7 +1,7 @@
 //! An HTTPS server (hyper 1.x, HTTP/1.1 and HTTP/2 by ALPN) on tlsflow's tokio stream.
 //!
 //! ```text
-//! cargo run --release --features tokio --example https_server -- [--listen 127.0.0.1:8443] [--cert FILE --key FILE]
+//! cargo run --release --features tokio,self-signed --example https_server -- [--listen 127.0.0.1:8443] [--cert FILE --key FILE]
 //! curl --cacert cert.pem https://localhost:8443/bytes/1000000 | sha256sum
 //! ```
 //!

@@ -433,5 +433,5 @@ impl Session {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests;

@@ -195,12 +195,18 @@ impl RustlsEngine {
     }
 
     /// Runs `op` on the current phase; when rustls ran it, moves to the record layer if
-    /// rustls can hand over now, and reports whether it did.
+    /// rustls can hand over now. Reports whether the phase settled: the connection moved,
+    /// or rustls, which held back records while it might move, now keeps the connection and
+    /// reads them (in both cases the operation may find more to do if run again).
     fn on_phase<T>(&mut self, op: impl FnOnce(&mut dyn Records, &mut Shared) -> T) -> (T, bool) {
+        let might_move = matches!(&self.phase, Phase::Rustls(rustls) if rustls.may_hand_over());
         let rustls = matches!(self.phase, Phase::Rustls(_));
         let (records, shared) = self.records_mut();
         let result = op(records, shared);
-        (result, rustls && self.hand_over())
+        let moved = rustls && self.hand_over();
+        let kept =
+            might_move && matches!(&self.phase, Phase::Rustls(rustls) if !rustls.may_hand_over());
+        (result, moved || kept)
     }
 }
 
@@ -270,7 +276,7 @@ impl Engine for RustlsEngine {
         let (result, moved) = self.on_phase(|records, shared| records.process(shared));
         result?;
         if moved {
-            // What arrived with the handshake's last message.
+            // What arrived with the handshake's last message, for whoever runs the records.
             let (records, shared) = self.records_mut();
             records.process(shared)?;
         }
@@ -318,7 +324,7 @@ impl Engine for RustlsEngine {
         }
         self.shared.check()?;
         match self.on_phase(|records, shared| records.read(shared, buf)) {
-            // The read handed the connection over: read on from the record layer.
+            // The read handed the connection over (or rustls keeps it): read on.
             (Ok(PlainRead::Empty | PlainRead::Closed) | Err(_), true) => self.read_plaintext(buf),
             (read, _) => read,
         }
@@ -523,7 +529,7 @@ impl RustlsEngine {
     }
 
     /// The record layer, when it runs the connection.
-    #[cfg(all(test, feature = "aws-lc-rs"))]
+    #[cfg(all(test, feature = "aws-lc-rs", feature = "testing"))]
     pub(super) fn traffic(&mut self) -> Option<&mut super::tls13::Traffic> {
         match &mut self.phase {
             Phase::Layer(layer) => Some(&mut layer.traffic),

@@ -77,7 +77,7 @@ fn parse_sni(handshake: &[u8]) -> Option<String> {
     None
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
 

@@ -67,10 +67,15 @@ struct Buffers {
     sent_close: bool,
     /// rustls has encoded handshake messages to send (for a server: its first flight).
     spoken: bool,
-    /// While the connection may move to tlsflow's record layer, rustls is given one record
-    /// at a time, so that it never sees a record sent after the handshake (it would answer
-    /// a key update request only with its next write, and that answer would be lost in the
-    /// move). `seen` bytes at the front of the input buffer are rustls's already...
+    /// rustls is given one record at a time (`seen` and `waits` below), unless it once took
+    /// more than it was given. While the connection may move to tlsflow's record layer, this
+    /// keeps rustls from seeing a record sent after the handshake (it would answer a key
+    /// update request only with its next write, and that answer would be lost in the
+    /// move); a TLS 1.3 server needs it to charge declined early data once; and a write,
+    /// which must first move aside the plaintext rustls has opened, moves aside at most one
+    /// record, whatever else has arrived.
+    whole: bool,
+    /// `seen` bytes at the front of the input buffer are rustls's already...
     seen: usize,
     /// ...and rustls asked for more (it has nothing of its own to emit first).
     waits: bool,
@@ -126,6 +131,7 @@ impl Unbuffered {
                 at_rest: false,
                 sent_close: false,
                 spoken: false,
+                whole: true,
                 seen: 0,
                 waits: true,
             },
@@ -160,6 +166,11 @@ impl Unbuffered {
             self.hand_over = false;
         }
         ready
+    }
+
+    /// Whether the connection may still move to tlsflow's record layer.
+    pub(super) fn may_hand_over(&self) -> bool {
+        self.hand_over
     }
 
     /// Gives up the connection: rustls's state and the configured record size.
@@ -206,16 +217,21 @@ impl Unbuffered {
         // Each pass consumes input or reaches a state that ends it; the bound only guards
         // against a state machine that stops doing either.
         for _ in 0..1_000_000 {
-            let version = conn.common().protocol_version();
-            let one_by_one = *hand_over && version != Some(rustls::ProtocolVersion::TLSv1_2);
+            let one_by_one = bufs.whole;
             let next = whole_record(inbox.data().get(bufs.seen..).unwrap_or_default());
-            let extends = one_by_one && bufs.waits && next > 0;
+            // A write (or a close, or a key update) that finds plaintext opened and not read
+            // takes no new record: it would have to move that one aside too. A record rustls
+            // holds opened is given out before it reads another.
+            let starved = !matches!(op, Op::Read(..) | Op::Input)
+                && (held.staged() > 0 || bufs.record_pending > 0);
+            let extends =
+                one_by_one && bufs.waits && next > 0 && !starved && bufs.record_pending == 0;
             let end = if !one_by_one {
                 bufs.seen = 0;
                 inbox.len()
             } else if extends {
                 bufs.seen + next
-            } else if next > 0 {
+            } else if next > 0 || starved {
                 bufs.seen
             } else {
                 // No whole record to come: rustls may still check the header of a partial one.
@@ -243,13 +259,14 @@ impl Unbuffered {
                     None => {
                         // rustls took more than it was given to read: stay with it.
                         *hand_over = false;
+                        bufs.whole = false;
                         0
                     }
                 };
             }
             let handshaking = conn.common().is_handshaking();
             let zeroes_failures = match conn {
-                Conn::Server(s) => s.negotiated_cipher_suite().is_some_and(implemented),
+                Conn::Server(s) => s.negotiated_cipher_suite().is_some_and(zeroes_failures),
                 Conn::Client(_) => false,
             };
             if extends
@@ -263,19 +280,21 @@ impl Unbuffered {
                 // 0-RTT; tlsflow never accepts it). rustls charges a skipped record against
                 // its budget of 16 KiB each time it is presented, so it is dropped here, once
                 // charged: presented one at a time, records would otherwise be charged
-                // again and again. Only aws-lc-rs's suites (those the record layer
-                // implements) are known to clear a failed decryption, which `skipped`
-                // relies on.
+                // again and again. Only the built-in providers' suites (aws-lc-rs's and
+                // ring's) are known to clear a failed decryption, which `skipped` relies on.
                 inbox.consume(next);
                 bufs.seen = 0;
             }
             match flow? {
                 Flow::Continue => {}
-                // More of the handshake has arrived: give rustls the next record.
-                Flow::Done(_)
+                // More of the handshake, or records to read, have arrived: give rustls the
+                // next record.
+                Flow::Done(0)
                     if one_by_one
-                        && handshaking
+                        && (handshaking
+                            || (!*hand_over && matches!(op, Op::Read(..) | Op::Input)))
                         && bufs.waits
+                        && bufs.record_pending == 0
                         && whole_record(inbox.data().get(bufs.seen..).unwrap_or_default()) > 0 => {}
                 Flow::Done(n) => return Ok(n),
             }
@@ -552,8 +571,8 @@ fn seal<Data>(
 }
 
 /// Whether `record` (whole, header included), given to rustls alone with nothing of rustls's
-/// own before it, was skipped rather than kept: aws-lc-rs clears what it decrypted when
-/// authentication fails, so the ciphertext of a record that failed trial decryption reads
+/// own before it, was skipped rather than kept: aws-lc-rs and ring clear what they
+/// decrypted when authentication fails, so the ciphertext of a record that failed trial decryption reads
 /// as zeros, while a record rustls decrypted and keeps (the first part of a fragmented
 /// message) holds its non-zero content type there.
 fn skipped(record: &[u8]) -> bool {
@@ -564,6 +583,33 @@ fn skipped(record: &[u8]) -> bool {
         return false;
     };
     body.len() > TAG && body[..body.len() - TAG].iter().all(|&b| b == 0)
+}
+
+/// Whether `suite` is one of the built-in providers' (aws-lc-rs's or ring's), whose AEADs
+/// overwrite the plaintext with zeros when authentication fails; see [`skipped`].
+fn zeroes_failures(suite: SupportedCipherSuite) -> bool {
+    #[cfg(feature = "ring")]
+    {
+        use rustls::crypto::ring::{
+            cipher_suite as ring, ALL_CIPHER_SUITES, DEFAULT_CIPHER_SUITES,
+        };
+        if let SupportedCipherSuite::Tls13(tls13) = suite {
+            let named = [
+                ring::TLS13_AES_128_GCM_SHA256,
+                ring::TLS13_AES_256_GCM_SHA384,
+                ring::TLS13_CHACHA20_POLY1305_SHA256,
+            ];
+            // Compared by address, as `implemented` does: a suite defined elsewhere with the
+            // same identifier never passes.
+            let ring_suite = named.iter().chain(DEFAULT_CIPHER_SUITES).chain(ALL_CIPHER_SUITES).any(
+                |ours| matches!(ours, SupportedCipherSuite::Tls13(ours) if std::ptr::eq(*ours, tls13)),
+            );
+            if ring_suite {
+                return true;
+            }
+        }
+    }
+    implemented(suite)
 }
 
 /// The size of the TLS record at the front of `data` (header included) once all of it has

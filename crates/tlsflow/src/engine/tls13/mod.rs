@@ -31,7 +31,7 @@ use crate::wire::{alert_name, MAX_FRAGMENT, RECORD_HEADER};
 use crate::Error;
 
 mod protection;
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests;
 
 use self::protection::{complete_record, inner_type, Direction, Protection};
@@ -530,7 +530,7 @@ impl Traffic {
     /// Seals `inner` as the inner plaintext of one record, as it is (content type and
     /// padding included, or missing), for tests that play a hostile peer; then moves to
     /// the next sending key when `next_key` (after a crafted KeyUpdate).
-    #[cfg(any(test, feature = "testing"))]
+    #[cfg(feature = "testing")]
     pub(super) fn seal_inner(
         &mut self,
         inner: &[u8],
@@ -563,12 +563,12 @@ impl Traffic {
 
     /// Lowers the number of records sealed under one key (tests of the key update at the
     /// confidentiality limit).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "testing"))]
     pub(super) fn set_limit(&mut self, limit: u64) {
         self.limit = limit;
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, feature = "testing"))]
     pub(super) fn sealed(&self) -> u64 {
         self.seal.seq
     }
