@@ -157,3 +157,143 @@ fn render(
     root.present()?;
     Ok(())
 }
+
+/// scaling.png: the busy part of the scaling measure, one line per contender over the
+/// connection counts: round trips per second (left), CPU per GiB (middle) and the 99th
+/// percentile latency (right). Does nothing when the scaling measure did not run.
+pub(crate) fn draw_scaling(results: &Results, path: &Path) -> Outcome<()> {
+    let Some(scaling) = &results.scaling else {
+        return Ok(());
+    };
+    let names: Vec<&str> = contender::ALL
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| {
+            scaling
+                .busy
+                .iter()
+                .any(|p| p.contender == *name && !p.samples.is_empty())
+        })
+        .collect();
+    if names.is_empty() {
+        eprintln!("no scaling figures: {} not drawn", path.display());
+        return Ok(());
+    }
+    register_fonts()?;
+    render_scaling(scaling, &names, path)
+        .map_err(|e| Failure::io(format!("cannot draw {}: {e}", path.display())))
+}
+
+/// Line colours, one per contender.
+const LINES: [RGBColor; 6] = [
+    RGBColor(0x88, 0x88, 0x88),
+    RGBColor(0x4c, 0x78, 0xa8),
+    RGBColor(0xb2, 0x79, 0xa2),
+    RGBColor(0xf5, 0x85, 0x18),
+    RGBColor(0x54, 0xa2, 0x4b),
+    RGBColor(0xe4, 0x57, 0x56),
+];
+
+type Figure = fn(&crate::scaling::BusySample) -> f64;
+
+/// One contender's line: its name, colour and (connections, figure) points.
+type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+fn render_scaling(
+    scaling: &crate::scaling::Scaling,
+    names: &[&str],
+    path: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::new(path, (1500, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, body) = root.split_vertically(50);
+    title.draw(&Text::new(
+        "Scaling: 1 KiB request/response on a multi-thread tokio runtime (median of runs)",
+        (16, 14),
+        (FONT, 22).into_font(),
+    ))?;
+    let panels = body.split_evenly((1, 3));
+    let figures: [(&str, Figure, bool); 3] = [
+        (
+            "round trips/s, all connections",
+            |x| x.round_trips_per_s,
+            false,
+        ),
+        ("CPU-s per GiB (both ends)", |x| x.cpu_s_per_gib, false),
+        ("p99 latency, µs", |x| x.p99_us, true),
+    ];
+    for (k, (panel, (label, figure, log_y))) in panels.iter().zip(figures).enumerate() {
+        let lines: Vec<Line<'_>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let points = crate::scaling::BUSY
+                    .iter()
+                    .filter_map(|&count| {
+                        let point = scaling.point(name, count)?;
+                        Some((f64::from(count), point.summary(figure)?.median))
+                    })
+                    .collect();
+                (*name, LINES[i % LINES.len()], points)
+            })
+            .collect();
+        let top = lines
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|&(_, y)| y))
+            .fold(1.0, f64::max);
+        let bottom = lines
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|&(_, y)| y))
+            .fold(f64::INFINITY, f64::min)
+            .max(1.0);
+        let mut builder = ChartBuilder::on(panel);
+        builder
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(70)
+            .caption(label, (FONT, 17));
+        let x = (0.7f64..1500.0).log_scale();
+        macro_rules! draw_lines {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc("connections")
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_label_formatter(&|v| crate::report::thousands(*v))
+                    .label_style((FONT, 13))
+                    .axis_desc_style((FONT, 14))
+                    .draw()?;
+                for (name, color, points) in &lines {
+                    let color = *color;
+                    let series = chart.draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        color.stroke_width(2),
+                    ))?;
+                    if k == 0 {
+                        series.label(*name).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                        });
+                    }
+                    chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                }
+                if k == 0 {
+                    chart
+                        .configure_series_labels()
+                        .position(SeriesLabelPosition::LowerRight)
+                        .label_font((FONT, 13))
+                        .background_style(WHITE.mix(0.9))
+                        .border_style(BLACK)
+                        .draw()?;
+                }
+            }};
+        }
+        if log_y {
+            draw_lines!(builder.build_cartesian_2d(x, (bottom * 0.7..top * 1.4).log_scale())?);
+        } else {
+            draw_lines!(builder.build_cartesian_2d(x, 0.0..top * 1.15)?);
+        }
+    }
+    root.present()?;
+    Ok(())
+}

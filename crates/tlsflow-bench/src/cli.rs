@@ -85,6 +85,20 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N")]
     pub(crate) handshakes: Option<u32>,
 
+    /// Seconds each busy point of the scaling measure runs (default 2, or 0.5 with
+    /// --quick).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) busy_seconds: Option<f64>,
+
+    /// Idle connections of the scaling measure's trickle (default 10000, or 2000 with
+    /// --quick).
+    #[arg(long, value_name = "N")]
+    pub(crate) idle_connections: Option<u32>,
+
+    /// Seconds the trickle runs (default 5, or 1 with --quick).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) trickle_seconds: Option<f64>,
+
     /// Also print each contender's negotiated protocol and cipher suite.
     #[arg(short, long)]
     pub(crate) verbose: bool,
@@ -122,15 +136,19 @@ pub(crate) enum Measure {
     Handshake,
     /// Memory per idle established connection.
     Memory,
+    /// 1, 10, 100 and 1,000 busy connections on a multi-thread runtime; 10,000 idle ones
+    /// with a trickle of requests.
+    Scaling,
 }
 
 impl Measure {
-    pub(crate) const ALL: [Measure; 5] = [
+    pub(crate) const ALL: [Measure; 6] = [
         Measure::Oneway,
         Measure::Duplex,
         Measure::Rtt,
         Measure::Handshake,
         Measure::Memory,
+        Measure::Scaling,
     ];
 }
 
@@ -150,6 +168,13 @@ pub(crate) struct Plan {
     pub(crate) handshakes: u32,
     /// Connections a handshake client keeps in flight.
     pub(crate) handshakes_in_flight: u32,
+    /// Seconds each busy point of the scaling measure runs.
+    pub(crate) busy_seconds: f64,
+    /// Runs of each busy point.
+    pub(crate) scaling_runs: u32,
+    /// Idle connections of the scaling measure, and the seconds its trickle runs.
+    pub(crate) trickle_connections: u32,
+    pub(crate) trickle_seconds: f64,
     #[serde(skip)]
     pub(crate) out: PathBuf,
     #[serde(skip)]
@@ -204,6 +229,13 @@ impl Plan {
             Some(n) => Ok(n),
             None => Ok(default),
         };
+        let seconds = |value: Option<f64>, default: f64, name: &str| match value {
+            Some(s) if !(s > 0.0 && s <= 3600.0) => Err(Failure::Usage(format!(
+                "{name} must be more than 0 and at most 3600"
+            ))),
+            Some(s) => Ok(s),
+            None => Ok(default),
+        };
         Ok(Plan {
             quick,
             size,
@@ -224,6 +256,22 @@ impl Plan {
                 "--handshakes",
             )?,
             handshakes_in_flight: 4,
+            busy_seconds: seconds(
+                args.busy_seconds,
+                if quick { 0.5 } else { 2.0 },
+                "--busy-seconds",
+            )?,
+            scaling_runs: runs.min(3),
+            trickle_connections: positive(
+                args.idle_connections,
+                if quick { 2000 } else { 10_000 },
+                "--idle-connections",
+            )?,
+            trickle_seconds: seconds(
+                args.trickle_seconds,
+                if quick { 1.0 } else { 5.0 },
+                "--trickle-seconds",
+            )?,
             out: args.out.clone().unwrap_or_else(default_out),
             write: !args.no_write,
             verbose: args.verbose,

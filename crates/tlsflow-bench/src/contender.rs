@@ -143,8 +143,8 @@ impl Contender {
                 Model::Blocking => self.stack != Stack::RustlsStream,
                 Model::Nonblocking => false,
             },
-            // An idle tokio server in a child process.
-            Measure::Memory => self.model == Model::Tokio,
+            // An idle tokio server in a child process; tokio tasks.
+            Measure::Memory | Measure::Scaling => self.model == Model::Tokio,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The server of the memory measure, run as a child process so that its resident memory
-//! holds nothing but the server: a current-thread tokio runtime that accepts, completes
-//! the handshake, echoes one 1 KiB message and then keeps each connection idle, its task
-//! waiting on a read.
+//! The server of the memory and scaling measures, run as a child process so that its
+//! resident memory (and CPU time) holds nothing but the server: a current-thread tokio
+//! runtime that accepts, completes the handshake and echoes each 1 KiB message; between
+//! messages a connection is idle, its task waiting on a read.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::contender::{Contender, Model, Stack};
@@ -96,7 +96,8 @@ fn spawn_connection(stack: Stack, tls: Arc<Tls>, tcp: TcpStream) {
     }
 }
 
-/// Handshake, one echoed message, then idle until the peer ends the connection.
+/// Handshake, then each message echoed, idle in between, until the peer ends the
+/// connection.
 async fn idle<S>(handshake: impl Future<Output = io::Result<S>>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -104,14 +105,12 @@ where
     let served = async {
         let mut conn = handshake.await?;
         let mut buf = vec![0u8; MESSAGE];
-        if !read_message_async(&mut conn, &mut buf).await? {
-            return Ok(());
+        // Idle: wait on a read into the same buffer for the next message until the peer
+        // ends the connection, then answer its close.
+        while read_message_async(&mut conn, &mut buf).await? {
+            conn.write_all(&buf).await?;
+            conn.flush().await?;
         }
-        conn.write_all(&buf).await?;
-        conn.flush().await?;
-        // Idle: wait on a read into the same buffer until the peer ends the connection,
-        // then answer its close.
-        while conn.read(&mut buf).await? != 0 {}
         conn.shutdown().await
     };
     if let Err(e) = served.await {

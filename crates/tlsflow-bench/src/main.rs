@@ -30,6 +30,7 @@ mod pattern;
 mod report;
 mod results;
 mod rtt;
+mod scaling;
 mod start;
 mod stats;
 mod tls;
@@ -67,17 +68,20 @@ fn run_bench(args: &cli::Args) -> Result<(), failure::Failure> {
         let md = plan.out.join("results.md");
         let json = plan.out.join("results.json");
         let png = plan.out.join("throughput.png");
+        let scaling_png = plan.out.join("scaling.png");
         write_file(&md, markdown.as_bytes())?;
         let encoded = serde_json::to_vec_pretty(&results)
             .map_err(|e| failure::Failure::io(format!("cannot encode the results: {e}")))?;
         write_file(&json, &encoded)?;
         chart::draw(&results, &png)?;
+        chart::draw_scaling(&results, &scaling_png)?;
         println!("{markdown}");
         eprintln!(
-            "wrote {}, {} and {}",
+            "wrote {}, {}, {} and {}",
             md.display(),
             json.display(),
-            png.display()
+            png.display(),
+            scaling_png.display()
         );
     } else {
         println!("{markdown}");

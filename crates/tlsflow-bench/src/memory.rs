@@ -26,7 +26,7 @@ use crate::tokio_conn::{self, Conn};
 const IN_FLIGHT: usize = 32;
 
 /// How long to let the child settle before reading its memory.
-const SETTLE: Duration = Duration::from_millis(300);
+pub(crate) const SETTLE: Duration = Duration::from_millis(300);
 
 pub(crate) fn run(
     contender: &Contender,
@@ -86,7 +86,7 @@ fn joined(done: Option<Result<Outcome<Conn>, tokio::task::JoinError>>) -> Outcom
 }
 
 /// One client connection: handshake, one message, its echo; then left open.
-async fn open(
+pub(crate) async fn open(
     stack: crate::contender::Stack,
     tls: Arc<Tls>,
     addr: SocketAddr,
@@ -111,13 +111,13 @@ async fn open(
 }
 
 /// The child process; killed when dropped.
-struct IdleServer {
+pub(crate) struct IdleServer {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl IdleServer {
-    fn start(contender: &Contender, identity: &Identity) -> Outcome<IdleServer> {
+    pub(crate) fn start(contender: &Contender, identity: &Identity) -> Outcome<IdleServer> {
         let exe = std::env::current_exe().ctx("cannot find this program")?;
         let child = Command::new(exe)
             .args(["idle-server", "--contender", contender.name])
@@ -164,8 +164,30 @@ impl IdleServer {
         Ok(server)
     }
 
+    /// The child's CPU time (user and system) so far.
+    pub(crate) fn cpu(&self) -> Outcome<Duration> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path).ctx(&format!("cannot read {path}"))?;
+        // The fields after the command name (in parentheses, which may hold spaces):
+        // utime and stime are the 14th and 15th of the line, in clock ticks.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+            return Err(Failure::io(format!("no CPU times in {path}")));
+        };
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&hz| hz > 0)
+            .unwrap_or(100) as u64;
+        Ok(Duration::from_secs_f64((user + system) as f64 / hz as f64))
+    }
+
     /// The child's resident set, in bytes.
-    fn rss(&self) -> Outcome<u64> {
+    pub(crate) fn rss(&self) -> Outcome<u64> {
         let path = format!("/proc/{}/status", self.child.id());
         let status = std::fs::read_to_string(&path).ctx(&format!("cannot read {path}"))?;
         status

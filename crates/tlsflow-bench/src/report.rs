@@ -13,6 +13,9 @@ pub(crate) fn render(results: &Results) -> String {
     for table in &results.tables {
         render_table(&mut out, table);
     }
+    if let Some(scaling) = &results.scaling {
+        render_scaling(&mut out, scaling);
+    }
     targets(&mut out, results);
     if !results.notes.is_empty() || !results.failures.is_empty() {
         out.push_str("\n## Notes\n\n");
@@ -127,7 +130,103 @@ verified as `localhost`, no session tickets or resumption. rustls uses the aws-l
   its task waiting on a read. Figure: growth of the child's resident set (VmRSS) from before
   the first connection (after one warm-up connection) to all connections idle, divided by
   the number of connections.
+- **Scaling**: busy connections first: 1, 10, 100 and 1,000 connections at once on one
+  multi-thread tokio runtime with a worker per CPU, each a client task sending a 1 KiB
+  request and awaiting its echo from a server task, again and again for a fixed time,
+  after every connection has completed its handshake. Figures: round trips per second of
+  all connections together, CPU (both ends) per GiB moved (requests and responses), and
+  the median and 99th-percentile round-trip latency over every round trip. Then idle
+  connections with a trickle: the memory measure's server in a child process, the given
+  number of connections open and idle, and one request per millisecond, each on the next
+  connection in turn; figures: the server's resident memory per connection, the server's
+  CPU use (percent of one CPU) while the trickle runs, and the trickle's latency.
+  `scaling.png` draws the busy figures.
 ";
+
+fn render_scaling(out: &mut String, s: &crate::scaling::Scaling) {
+    let names: Vec<&str> = crate::contender::ALL
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| {
+            s.busy
+                .iter()
+                .any(|p| p.contender == *name && !p.samples.is_empty())
+        })
+        .collect();
+    if !names.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Scaling: busy connections on a multi-thread runtime\n\n\
+             1 KiB request, 1 KiB response, {:.1} s per point, {} runs per point (median, \
+             min–max of round trips/s); \"× ref\" divides by {REFERENCE} at the same count, \
+             \"× TCP\" by tcp-tokio.\n",
+            s.busy_seconds, s.runs
+        );
+        out.push_str(
+            "| connections | contender | round trips/s | × ref | × TCP | CPU-s/GiB | p50 µs | p99 µs |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for &count in &crate::scaling::BUSY {
+            for name in &names {
+                let Some(point) = s.point(name, count) else {
+                    continue;
+                };
+                let Some(rate) = point.summary(|x| x.round_trips_per_s) else {
+                    continue;
+                };
+                let ratio = |other: &str| {
+                    s.point(other, count)
+                        .and_then(|p| p.summary(|x| x.round_trips_per_s))
+                        .filter(|o| o.median > 0.0 && other != *name)
+                        .map_or("—".to_owned(), |o| {
+                            format!("{:.2}×", rate.median / o.median)
+                        })
+                };
+                let median = |f: fn(&crate::scaling::BusySample) -> f64| {
+                    point.summary(f).map_or(0.0, |x| x.median)
+                };
+                let _ = writeln!(
+                    out,
+                    "| {count} | {name} | {} ({}–{}) | {} | {} | {:.2} | {:.0} | {:.0} |",
+                    thousands(rate.median),
+                    thousands(rate.min),
+                    thousands(rate.max),
+                    ratio(REFERENCE),
+                    ratio("tcp-tokio"),
+                    median(|x| x.cpu_s_per_gib),
+                    median(|x| x.p50_us),
+                    median(|x| x.p99_us),
+                );
+            }
+        }
+    }
+    if let Some(first) = s.idle.first() {
+        let _ = writeln!(
+            out,
+            "\n## Scaling: {} idle connections and a trickle\n\n\
+             The contender's server in a child process; one 1 KiB request per millisecond, \
+             each on the next connection in turn, for {:.1} s.\n",
+            thousands(f64::from(first.connections)),
+            s.idle_seconds
+        );
+        out.push_str(
+            "| contender | server memory/connection | server CPU during the trickle | requests | p50 µs | p99 µs |\n\
+             |---|---:|---:|---:|---:|---:|\n",
+        );
+        for p in &s.idle {
+            let _ = writeln!(
+                out,
+                "| {} | {} B | {:.1}% | {} | {:.0} | {:.0} |",
+                p.contender,
+                thousands(p.server_bytes_per_conn),
+                p.server_cpu_percent,
+                p.requests,
+                p.p50_us,
+                p.p99_us
+            );
+        }
+    }
+}
 
 /// `n` bytes in the largest binary unit that divides it: `16 KiB`, `1 GiB`, `1000 B`.
 pub(crate) fn bytes(n: u64) -> String {
@@ -197,7 +296,8 @@ fn render_table(out: &mut String, table: &Table) {
             );
             out.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
         }
-        Measure::Rtt | Measure::Handshake => {
+        // The scaling measure has its own section (`render_scaling`), not tables.
+        Measure::Rtt | Measure::Handshake | Measure::Scaling => {
             let _ = writeln!(
                 out,
                 "| contender | model | {} (median of {runs_note}) | min–max | × TCP | × {REFERENCE} |",
@@ -239,7 +339,7 @@ fn render_table(out: &mut String, table: &Table) {
                     cpu.map_or_else(String::new, |c| format!("{:.2}–{:.2}", c.min, c.max)),
                 );
             }
-            Measure::Rtt | Measure::Handshake => {
+            Measure::Rtt | Measure::Handshake | Measure::Scaling => {
                 let _ = writeln!(
                     out,
                     "| {name} | {model} | {} | {range} | {} | {vs_reference} |",

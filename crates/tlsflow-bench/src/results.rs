@@ -11,6 +11,7 @@ use crate::contender::Contender;
 use crate::cpu::Mark;
 use crate::failure::Outcome;
 use crate::machine::Machine;
+use crate::scaling::{self, BusyPoint, Scaling};
 use crate::tls::{Identity, Negotiated, Tls};
 use crate::{duplex, handshake, memory, oneway, rtt};
 
@@ -111,6 +112,9 @@ pub(crate) struct Results {
     /// Contender and the version and suite it negotiated.
     pub(crate) negotiated: Vec<(String, String)>,
     pub(crate) tables: Vec<Table>,
+    /// The scaling measure, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scaling: Option<Scaling>,
     pub(crate) notes: Vec<String>,
     pub(crate) failures: Vec<String>,
 }
@@ -137,6 +141,7 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
     };
     let mut tables = Vec::new();
     let mut notes = Vec::new();
+    let mut scaled = None;
     for &measure in &plan.measures {
         let contenders = plan.contenders_for(measure);
         if contenders.is_empty() {
@@ -244,6 +249,10 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
                     })?);
                 }
             }
+            Measure::Scaling => {
+                scaled =
+                    Some(run.scaling(&contenders, &identity, &tls, nofile_limit, &mut notes)?);
+            }
         }
     }
     let mut negotiated = run.negotiated;
@@ -261,6 +270,7 @@ pub(crate) fn run_all(plan: &Plan, nofile_limit: u64) -> Outcome<Results> {
         elapsed_s: started.elapsed().as_secs_f64(),
         negotiated,
         tables,
+        scaling: scaled,
         notes,
         failures: run.failures,
     })
@@ -359,6 +369,127 @@ impl Run<'_> {
             }
         }
         Ok(table)
+    }
+
+    /// The scaling measure: the busy points round-robin over contenders, connection
+    /// counts and runs; then each contender's idle connections with a trickle, once.
+    fn scaling(
+        &mut self,
+        contenders: &[&'static Contender],
+        identity: &Identity,
+        tls: &Arc<Tls>,
+        nofile_limit: u64,
+        notes: &mut Vec<String>,
+    ) -> Outcome<Scaling> {
+        let plan = self.plan;
+        let mut found = Scaling {
+            busy_seconds: plan.busy_seconds,
+            runs: plan.scaling_runs,
+            idle_seconds: plan.trickle_seconds,
+            ..Scaling::default()
+        };
+        for &connections in &scaling::BUSY {
+            for contender in contenders {
+                found.busy.push(BusyPoint {
+                    contender: contender.name.to_owned(),
+                    connections,
+                    samples: Vec::new(),
+                });
+            }
+        }
+        let mut dropped = BTreeSet::new();
+        for run in 0..plan.scaling_runs {
+            for &connections in &scaling::BUSY {
+                // Both ends of every connection live in this process.
+                if u64::from(connections) * 2 + 64 > nofile_limit {
+                    if run == 0 {
+                        notes.push(format!(
+                            "Scaling at {connections} busy connections skipped: the open-file \
+                             limit is {nofile_limit}."
+                        ));
+                    }
+                    continue;
+                }
+                for contender in contenders {
+                    if dropped.contains(contender.name) {
+                        continue;
+                    }
+                    match scaling::busy(contender, tls, connections, plan.busy_seconds) {
+                        Ok((sample, negotiated)) => {
+                            if let Some(negotiated) = &negotiated {
+                                negotiated.check()?;
+                                self.note_negotiated(contender.name, negotiated);
+                            }
+                            eprintln!(
+                                "[scaling-{connections}] run {}/{} {:<28} {:.0} round trips/s, \
+                                 {:.2} CPU-s/GiB, p50 {:.0} µs, p99 {:.0} µs",
+                                run + 1,
+                                plan.scaling_runs,
+                                contender.name,
+                                sample.round_trips_per_s,
+                                sample.cpu_s_per_gib,
+                                sample.p50_us,
+                                sample.p99_us
+                            );
+                            if let Some(point) = found.busy.iter_mut().find(|p| {
+                                p.contender == contender.name && p.connections == connections
+                            }) {
+                                point.samples.push(sample);
+                            }
+                        }
+                        Err(e) if e.is_abort() => {
+                            return Err(e.context(&format!("scaling {}", contender.name)))
+                        }
+                        Err(e) => {
+                            let message = format!(
+                                "scaling-{connections} {} run {}: {e}",
+                                contender.name,
+                                run + 1
+                            );
+                            eprintln!("FAILED {message}");
+                            self.failures.push(message);
+                            dropped.insert(contender.name);
+                        }
+                    }
+                }
+            }
+        }
+        let idle = plan.trickle_connections;
+        if u64::from(idle) + 64 > nofile_limit {
+            notes.push(format!(
+                "Scaling with {idle} idle connections skipped: the open-file limit is \
+                 {nofile_limit}."
+            ));
+            return Ok(found);
+        }
+        for contender in contenders {
+            if dropped.contains(contender.name) {
+                continue;
+            }
+            match scaling::idle(contender, identity, tls, idle, plan.trickle_seconds) {
+                Ok((point, _)) => {
+                    eprintln!(
+                        "[scaling-idle-{idle}] {:<28} server {:.0} B/connection, {:.1}% CPU, \
+                         p50 {:.0} µs, p99 {:.0} µs",
+                        contender.name,
+                        point.server_bytes_per_conn,
+                        point.server_cpu_percent,
+                        point.p50_us,
+                        point.p99_us
+                    );
+                    found.idle.push(point);
+                }
+                Err(e) if e.is_abort() => {
+                    return Err(e.context(&format!("scaling idle {}", contender.name)))
+                }
+                Err(e) => {
+                    let message = format!("scaling-idle-{idle} {}: {e}", contender.name);
+                    eprintln!("FAILED {message}");
+                    self.failures.push(message);
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn note_negotiated(&mut self, contender: &str, negotiated: &Negotiated) {

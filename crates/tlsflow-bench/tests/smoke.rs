@@ -53,6 +53,14 @@ fn a_tiny_run_writes_every_output_and_names_every_contender() {
             "handshake",
             "--measure",
             "memory",
+            "--measure",
+            "scaling",
+            "--busy-seconds",
+            "0.2",
+            "--idle-connections",
+            "50",
+            "--trickle-seconds",
+            "0.2",
             "--connections",
             "50",
             "--round-trips",
@@ -76,14 +84,21 @@ fn a_tiny_run_writes_every_output_and_names_every_contender() {
         "Round trips, client and server threads on one CPU",
         "Handshakes",
         "Memory per idle connection, 50 connections",
+        "## Scaling: busy connections on a multi-thread runtime",
+        "## Scaling: 50 idle connections and a trickle",
         "## Targets",
     ] {
         assert!(report.contains(section), "{section} missing:\n{report}");
     }
     assert!(!report.contains("FAILED"), "{report}");
 
-    let png = std::fs::read(out.join("throughput.png")).expect("throughput.png");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    for chart in ["throughput.png", "scaling.png"] {
+        let png = std::fs::read(out.join(chart)).expect(chart);
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{chart} is not a PNG"
+        );
+    }
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).expect("results.json"))
@@ -93,6 +108,22 @@ fn a_tiny_run_writes_every_output_and_names_every_contender() {
     // two) on two, handshakes, memory.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(tables.len(), if cpus >= 2 { 7 } else { 6 }, "{json}");
+    // Every tokio contender at every busy count, once; and each with its idle trickle.
+    let scaling = &json["scaling"];
+    let busy = scaling["busy"].as_array().expect("scaling.busy");
+    assert_eq!(busy.len(), 4 * 5, "{scaling}");
+    for point in busy {
+        assert_eq!(
+            point["samples"].as_array().expect("samples").len(),
+            1,
+            "{point}"
+        );
+    }
+    assert_eq!(
+        scaling["idle"].as_array().expect("scaling.idle").len(),
+        5,
+        "{scaling}"
+    );
     for table in tables {
         for row in table["rows"].as_array().expect("rows") {
             assert_eq!(
