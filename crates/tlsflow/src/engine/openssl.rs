@@ -70,6 +70,25 @@ impl Write for MemoryIo {
     }
 }
 
+/// Gives OpenSSL's own record buffers (about 17 KiB to read and 17 KiB to write, kept for
+/// the life of a connection once used) back to the allocator while they hold nothing, as
+/// `SSL_MODE_RELEASE_BUFFERS` would after every record; OpenSSL allocates them again when
+/// the connection next reads or writes. With pending data in them, OpenSSL keeps them.
+fn free_ssl_buffers(ssl: &openssl::ssl::SslRef) {
+    use foreign_types_shared::ForeignTypeRef;
+
+    extern "C" {
+        // OpenSSL 1.1.0 and later (`ssl.h`); libssl is linked through `openssl-sys`.
+        fn SSL_free_buffers(ssl: *mut openssl_sys::SSL) -> std::ffi::c_int;
+    }
+    // SAFETY: `ssl.as_ptr()` is the live `SSL` object this engine owns, borrowed for the
+    // call; `SSL_free_buffers` only frees buffers that hold no data (it returns 0 and does
+    // nothing otherwise) and keeps no pointer. An idle connection otherwise holds about
+    // 34 KB of buffers: see docs/bench/memory.md.
+    #[allow(unsafe_code)]
+    let _ = unsafe { SSL_free_buffers(ssl.as_ptr()) };
+}
+
 /// A TLS engine backed by an OpenSSL `SSL` object on memory buffers.
 pub struct OpensslEngine {
     stream: SslStream<MemoryIo>,
@@ -258,6 +277,7 @@ impl Engine for OpensslEngine {
         let io = self.stream.get_mut();
         io.inbox.release();
         io.outgoing.release();
+        free_ssl_buffers(self.stream.ssl());
     }
 
     fn feed_eof(&mut self) {
