@@ -8,6 +8,8 @@
 //! ```sh
 //! cargo build --release --features self-signed --example idle_sessions
 //! valgrind --tool=massif --threshold=2 target/release/examples/idle_sessions 1000
+//! # the OpenSSL engine: build with `--features self-signed,openssl`, then
+//! valgrind --tool=massif --threshold=2 target/release/examples/idle_sessions 1000 openssl
 //! ms_print massif.out.*
 //! ```
 
@@ -77,13 +79,21 @@ fn main() -> Result<()> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(1000);
+    // `rustls` (the default) or `openssl` (with the `openssl` feature).
+    let engine: tlsflow::EngineKind = std::env::args()
+        .nth(2)
+        .as_deref()
+        .unwrap_or("rustls")
+        .parse()?;
     let cert = SelfSigned::generate(&["localhost"])?;
     let server_config = ServerConfig::builder()
         .self_signed(&cert)
         .limits(Limits::default())
+        .engine(engine)
         .build()?;
     let client_config = ClientConfig::builder()
         .ca_certificate(cert.cert_der())
+        .engine(engine)
         .build()?;
     let mut servers = Vec::with_capacity(count);
     let mut clients = Vec::with_capacity(count);
