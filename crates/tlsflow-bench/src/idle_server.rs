@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::contender::{Contender, Model, Stack};
 use crate::failure::{Context, Failure, Outcome};
-use crate::rtt::read_message_async;
+use crate::rtt::echo_each;
 use crate::tls::{Identity, Tls};
 use crate::{cpu, tokio_conn};
 
@@ -104,13 +104,9 @@ where
 {
     let served = async {
         let mut conn = handshake.await?;
-        let mut buf = vec![0u8; MESSAGE];
         // Idle: wait on a read into the same buffer for the next message until the peer
         // ends the connection, then answer its close.
-        while read_message_async(&mut conn, &mut buf).await? {
-            conn.write_all(&buf).await?;
-            conn.flush().await?;
-        }
+        echo_each(&mut conn, MESSAGE).await?;
         conn.shutdown().await
     };
     if let Err(e) = served.await {

@@ -23,7 +23,7 @@ use crate::tls::{Identity, Tls};
 use crate::tokio_conn::{self, Conn};
 
 /// Connections being set up at once.
-const IN_FLIGHT: usize = 32;
+pub(crate) const IN_FLIGHT: usize = 32;
 
 /// How long to let the child settle before reading its memory.
 pub(crate) const SETTLE: Duration = Duration::from_millis(300);
@@ -35,38 +35,16 @@ pub(crate) fn run(
     count: u32,
 ) -> Outcome<Measured> {
     let server = IdleServer::start(contender, identity)?;
-    let addr = server.addr;
     let stack = contender.stack.tokio_client();
     let message = Pattern::random(MESSAGE);
     let runtime = tokio_conn::runtime().ctx("tokio runtime")?;
     let limit = STALL + Duration::from_millis(20 * u64::from(count));
     let (before, after, negotiated) = runtime.block_on(tokio_conn::within(limit, async {
-        let mut warm_up = open(stack, tls.clone(), addr, message.clone()).await?;
-        let negotiated = warm_up.negotiated();
-        tokio_conn::close(&mut warm_up)
-            .await
-            .ctx("warm-up connection")?;
-        drop(warm_up);
-        tokio::time::sleep(SETTLE).await;
-        let before = server.rss()?;
-
-        let mut open_conns = Vec::with_capacity(count as usize);
-        let mut tasks = JoinSet::new();
-        for _ in 0..count {
-            if tasks.len() >= IN_FLIGHT {
-                open_conns.push(joined(tasks.join_next().await)?);
-            }
-            tasks.spawn(open(stack, tls.clone(), addr, message.clone()));
-        }
-        while !tasks.is_empty() {
-            open_conns.push(joined(tasks.join_next().await)?);
-        }
-        tokio::time::sleep(SETTLE).await;
-        let after = server.rss()?;
+        let filled = fill(&server, stack, tls, count, &message).await?;
         // The child goes first, so closing all these is no work for it.
         drop(server);
-        drop(open_conns);
-        Ok::<_, Failure>((before, after, negotiated))
+        drop(filled.conns);
+        Ok::<_, Failure>((filled.before, filled.after, filled.negotiated))
     }))?;
     Ok(Measured {
         sample: Sample {
@@ -77,10 +55,67 @@ pub(crate) fn run(
     })
 }
 
+/// `count` idle connections to an idle server, and its resident set around them.
+pub(crate) struct Filled {
+    pub(crate) conns: Vec<Conn>,
+    /// The server's resident set after one warm-up connection came and went, and with all
+    /// `conns` idle, in bytes.
+    pub(crate) before: u64,
+    pub(crate) after: u64,
+    pub(crate) negotiated: Option<crate::tls::Negotiated>,
+}
+
+/// Opens `count` connections to `server` (each one message and its echo, then idle) after
+/// a warm-up connection, reading the server's memory before and after.
+pub(crate) async fn fill(
+    server: &IdleServer,
+    stack: crate::contender::Stack,
+    tls: &Arc<Tls>,
+    count: u32,
+    message: &Pattern,
+) -> Outcome<Filled> {
+    let addr = server.addr;
+    let mut warm_up = open(stack, tls.clone(), addr, message.clone()).await?;
+    let negotiated = warm_up.negotiated();
+    tokio_conn::close(&mut warm_up)
+        .await
+        .ctx("warm-up connection")?;
+    drop(warm_up);
+    tokio::time::sleep(SETTLE).await;
+    let before = server.rss()?;
+    let conns = open_many(count, || open(stack, tls.clone(), addr, message.clone())).await?;
+    tokio::time::sleep(SETTLE).await;
+    let after = server.rss()?;
+    Ok(Filled {
+        conns,
+        before,
+        after,
+        negotiated,
+    })
+}
+
+/// Opens `count` connections with `open_one`, [`IN_FLIGHT`] at a time, each on a task.
+pub(crate) async fn open_many<F>(count: u32, mut open_one: impl FnMut() -> F) -> Outcome<Vec<Conn>>
+where
+    F: std::future::Future<Output = Outcome<Conn>> + Send + 'static,
+{
+    let mut conns = Vec::with_capacity(count as usize);
+    let mut tasks = JoinSet::new();
+    for _ in 0..count {
+        if tasks.len() >= IN_FLIGHT {
+            conns.push(joined(tasks.join_next().await)?);
+        }
+        tasks.spawn(open_one());
+    }
+    while !tasks.is_empty() {
+        conns.push(joined(tasks.join_next().await)?);
+    }
+    Ok(conns)
+}
+
 fn joined(done: Option<Result<Outcome<Conn>, tokio::task::JoinError>>) -> Outcome<Conn> {
     match done {
-        Some(Ok(outcome)) => outcome,
-        Some(Err(_)) => Err(Failure::io("a client task panicked")),
+        Some(done) => tokio_conn::task(done),
         None => Err(Failure::io("no client task left")),
     }
 }

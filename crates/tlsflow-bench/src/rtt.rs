@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::thread;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::blocking::{self, STALL};
 use crate::contender::{Contender, Model, Stack};
@@ -57,6 +57,20 @@ pub(crate) fn read_message(conn: &mut (impl Read + ?Sized), buf: &mut [u8]) -> i
         }
     }
     Ok(true)
+}
+
+/// Echoes each message of `len` bytes back until the peer ends its side (a message cut
+/// short is an error); then the caller answers the peer's close.
+pub(crate) async fn echo_each(
+    conn: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    len: usize,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; len];
+    while read_message_async(conn, &mut buf).await? {
+        conn.write_all(&buf).await?;
+        conn.flush().await?;
+    }
+    Ok(())
 }
 
 /// Fills `buf` from a tokio reader; `Ok(false)` if the stream ended before its first byte.
@@ -226,14 +240,7 @@ fn on_tokio(
                 })
             })?;
             runtime.block_on(tokio_conn::within(limit, async {
-                let mut buf = [0u8; MESSAGE];
-                while read_message_async(&mut conn, &mut buf)
-                    .await
-                    .ctx("request")?
-                {
-                    conn.write_all(&buf).await.ctx("response")?;
-                    conn.flush().await.ctx("response")?;
-                }
+                echo_each(&mut conn, MESSAGE).await.ctx("echo")?;
                 conn.shutdown().await.ctx("server's close")
             }))
         });

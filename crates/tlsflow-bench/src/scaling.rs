@@ -23,10 +23,10 @@ use tokio::task::JoinSet;
 use crate::contender::{Contender, Stack};
 use crate::cpu::Mark;
 use crate::failure::{Context, Failure, Outcome};
-use crate::memory::{open, IdleServer};
+use crate::memory::{fill, open_many, IdleServer};
 use crate::pattern::Pattern;
 use crate::results::GIB;
-use crate::rtt::read_message_async;
+use crate::rtt::echo_each;
 use crate::stats::Summary;
 use crate::tls::{Identity, Negotiated, Tls};
 use crate::tokio_conn::{self, Conn};
@@ -36,9 +36,6 @@ pub(crate) const MESSAGE: usize = 1024;
 
 /// Connection counts of the busy part.
 pub(crate) const BUSY: [u32; 4] = [1, 10, 100, 1000];
-
-/// Connections being set up at once.
-const IN_FLIGHT: usize = 32;
 
 /// Requests per second of the trickle.
 pub(crate) const TRICKLE_PER_S: u32 = 1000;
@@ -144,17 +141,7 @@ pub(crate) fn busy(
         let server = tokio::spawn(serve(stack, tls.clone(), listener, connections));
 
         // Every client connected and through its handshake before the clock starts.
-        let mut clients = Vec::with_capacity(connections as usize);
-        let mut opening = JoinSet::new();
-        for _ in 0..connections {
-            if opening.len() >= IN_FLIGHT {
-                clients.push(joined(opening.join_next().await)?);
-            }
-            opening.spawn(connect(stack, tls.clone(), addr));
-        }
-        while !opening.is_empty() {
-            clients.push(joined(opening.join_next().await)?);
-        }
+        let clients = open_many(connections, || connect(stack, tls.clone(), addr)).await?;
         let negotiated = clients.first().and_then(Conn::negotiated);
 
         let start = Mark::now();
@@ -215,14 +202,7 @@ async fn serve(
             let mut conn = tokio_conn::accept(stack, &tls, tcp)
                 .await
                 .ctx("server handshake")?;
-            let mut buf = vec![0u8; MESSAGE];
-            while read_message_async(&mut conn, &mut buf)
-                .await
-                .ctx("request")?
-            {
-                conn.write_all(&buf).await.ctx("response")?;
-                conn.flush().await.ctx("response")?;
-            }
+            echo_each(&mut conn, MESSAGE).await.ctx("echo")?;
             // The client has closed: answer its close.
             conn.shutdown().await.ctx("server's close")
         });
@@ -261,13 +241,6 @@ async fn ask(mut conn: Conn, request: Pattern, until: Instant) -> Outcome<(Conn,
     Ok((conn, times))
 }
 
-fn joined(done: Option<Result<Outcome<Conn>, tokio::task::JoinError>>) -> Outcome<Conn> {
-    match done {
-        Some(done) => tokio_conn::task(done),
-        None => Err(Failure::io("no client task left")),
-    }
-}
-
 /// `connections` idle connections to the contender's server in a child process, then a
 /// trickle of requests for `seconds`.
 pub(crate) fn idle(
@@ -278,7 +251,6 @@ pub(crate) fn idle(
     seconds: f64,
 ) -> Outcome<(IdlePoint, Option<Negotiated>)> {
     let server = IdleServer::start(contender, identity)?;
-    let addr = server.addr;
     let stack = contender.stack.tokio_client();
     let message = Pattern::random(MESSAGE);
     let runtime = tokio_conn::runtime().ctx("tokio runtime")?;
@@ -286,28 +258,9 @@ pub(crate) fn idle(
         + Duration::from_secs_f64(seconds)
         + Duration::from_millis(20 * u64::from(connections));
     runtime.block_on(tokio_conn::within(limit, async {
-        let mut warm_up = open(stack, tls.clone(), addr, message.clone()).await?;
-        let negotiated = warm_up.negotiated();
-        tokio_conn::close(&mut warm_up)
-            .await
-            .ctx("warm-up connection")?;
-        drop(warm_up);
-        tokio::time::sleep(crate::memory::SETTLE).await;
-        let before = server.rss()?;
-
-        let mut conns = Vec::with_capacity(connections as usize);
-        let mut opening = JoinSet::new();
-        for _ in 0..connections {
-            if opening.len() >= IN_FLIGHT {
-                conns.push(joined(opening.join_next().await)?);
-            }
-            opening.spawn(open(stack, tls.clone(), addr, message.clone()));
-        }
-        while !opening.is_empty() {
-            conns.push(joined(opening.join_next().await)?);
-        }
-        tokio::time::sleep(crate::memory::SETTLE).await;
-        let after = server.rss()?;
+        let filled = fill(&server, stack, tls, connections, &message).await?;
+        let (mut conns, before, after) = (filled.conns, filled.before, filled.after);
+        let negotiated = filled.negotiated;
 
         // The trickle: one request per tick, each on the next connection in turn.
         let mut tick = tokio::time::interval(Duration::from_secs(1) / TRICKLE_PER_S);

@@ -538,6 +538,20 @@ impl RustlsEngine {
     }
 }
 
+/// Whether `suite` is one of the TLS 1.3 suites in `lists`, compared by address: a suite
+/// defined anywhere else, even with the same identifier, never is. (The compiler may give
+/// one static suite several copies, so callers list every place a provider offers it from.)
+#[cfg_attr(not(any(feature = "aws-lc-rs", feature = "ring")), allow(dead_code))]
+pub(crate) fn one_of(suite: SupportedCipherSuite, lists: &[&[SupportedCipherSuite]]) -> bool {
+    let SupportedCipherSuite::Tls13(suite) = suite else {
+        return false;
+    };
+    lists
+        .iter()
+        .flat_map(|list| list.iter())
+        .any(|ours| matches!(ours, SupportedCipherSuite::Tls13(ours) if std::ptr::eq(*ours, suite)))
+}
+
 /// Whether tlsflow's record layer implements `suite`.
 fn implemented(suite: SupportedCipherSuite) -> bool {
     #[cfg(feature = "aws-lc-rs")]

@@ -593,20 +593,13 @@ fn zeroes_failures(suite: SupportedCipherSuite) -> bool {
         use rustls::crypto::ring::{
             cipher_suite as ring, ALL_CIPHER_SUITES, DEFAULT_CIPHER_SUITES,
         };
-        if let SupportedCipherSuite::Tls13(tls13) = suite {
-            let named = [
-                ring::TLS13_AES_128_GCM_SHA256,
-                ring::TLS13_AES_256_GCM_SHA384,
-                ring::TLS13_CHACHA20_POLY1305_SHA256,
-            ];
-            // Compared by address, as `implemented` does: a suite defined elsewhere with the
-            // same identifier never passes.
-            let ring_suite = named.iter().chain(DEFAULT_CIPHER_SUITES).chain(ALL_CIPHER_SUITES).any(
-                |ours| matches!(ours, SupportedCipherSuite::Tls13(ours) if std::ptr::eq(*ours, tls13)),
-            );
-            if ring_suite {
-                return true;
-            }
+        let named = [
+            ring::TLS13_AES_128_GCM_SHA256,
+            ring::TLS13_AES_256_GCM_SHA384,
+            ring::TLS13_CHACHA20_POLY1305_SHA256,
+        ];
+        if super::one_of(suite, &[&named, DEFAULT_CIPHER_SUITES, ALL_CIPHER_SUITES]) {
+            return true;
         }
     }
     implemented(suite)

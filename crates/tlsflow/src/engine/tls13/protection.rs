@@ -26,19 +26,12 @@ pub(crate) fn implements(suite: SupportedCipherSuite) -> bool {
     use rustls::crypto::aws_lc_rs::{
         cipher_suite as aws, ALL_CIPHER_SUITES, DEFAULT_CIPHER_SUITES,
     };
-    let SupportedCipherSuite::Tls13(suite) = suite else {
-        return false;
-    };
     let named = [
         aws::TLS13_AES_128_GCM_SHA256,
         aws::TLS13_AES_256_GCM_SHA384,
         aws::TLS13_CHACHA20_POLY1305_SHA256,
     ];
-    named
-        .iter()
-        .chain(DEFAULT_CIPHER_SUITES)
-        .chain(ALL_CIPHER_SUITES)
-        .any(|ours| matches!(ours, SupportedCipherSuite::Tls13(ours) if std::ptr::eq(*ours, suite)))
+    crate::engine::rustls::one_of(suite, &[&named, DEFAULT_CIPHER_SUITES, ALL_CIPHER_SUITES])
 }
 
 /// rustls's half of the connection after the handshake.
