@@ -156,7 +156,8 @@ impl Conn {
     }
 
     /// Read and write halves for two tasks: the TCP socket's own halves, tlsflow's
-    /// `into_split_tokio`, and `tokio::io::split` for the peers.
+    /// `split_with` over them (as its documentation advises for a `TcpStream`), and
+    /// `tokio::io::split` for the peers, which offer no split of their own.
     pub(crate) fn into_halves(self) -> io::Result<(Reader, Writer)> {
         Ok(match self {
             Conn::Tcp(s) => {
@@ -165,7 +166,7 @@ impl Conn {
             }
             Conn::Tlsflow(s) => {
                 let (r, w) = s
-                    .into_split_tokio()
+                    .split_with(|tcp| tcp.into_split())
                     .map_err(|_| io::Error::other("the handshake is not complete"))?;
                 (Box::new(r), Box::new(w))
             }

@@ -178,57 +178,76 @@ impl Output {
     }
 }
 
+/// The input buffer of a connection starts this large (at most the receive limit): four
+/// full records, and room for the largest handshake message the rustls engine joins in place.
+pub(crate) const FIRST_INPUT: usize = 72 * 1024;
+
 /// Ciphertext read from the transport and not yet processed by the engine. Engines own one:
 /// they decrypt records in place in it.
+///
+/// Its buffer grows toward the receive limit only as reads fill it: a connection of small
+/// messages keeps a small buffer, and a bulk transfer reads as much as the limit allows in
+/// one call.
 #[derive(Debug, Default)]
-pub(crate) struct Inbox(Queue);
+pub(crate) struct Inbox {
+    queue: Queue,
+    /// The size the buffer may have now (within the limit); doubled each time a read fills
+    /// the buffer, kept while the buffer is given back between bursts.
+    size: usize,
+}
 
 impl Inbox {
     pub(crate) fn data(&self) -> &[u8] {
-        self.0.data()
+        self.queue.data()
     }
 
     pub(crate) fn data_mut(&mut self) -> &mut [u8] {
-        let q = &mut self.0;
+        let q = &mut self.queue;
         &mut q.buf[q.start..q.end]
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.queue.len()
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
-        self.0.consume(n);
+        self.queue.consume(n);
     }
 
     /// Room to read into, so that at most `capacity` bytes are buffered. The buffer is
     /// allocated here, on first use after [`release`](Self::release).
     pub(crate) fn spare(&mut self, capacity: usize) -> &mut [u8] {
-        let q = &mut self.0;
+        self.size = self.size.max(FIRST_INPUT);
+        let size = self.size.min(capacity);
+        let q = &mut self.queue;
         if q.start > 0 {
             q.compact();
         }
-        grow(&mut q.buf, capacity);
-        let top = capacity.max(q.end);
+        grow(&mut q.buf, size);
+        let top = size.max(q.end);
         &mut q.buf[q.end..top]
     }
 
     /// Whether `n` more bytes fit in the buffer last handed out by `spare`.
     pub(crate) fn can_fill(&self, n: usize) -> bool {
-        self.0.end + n <= self.0.buf.len()
+        self.queue.end + n <= self.queue.buf.len()
     }
 
     pub(crate) fn filled(&mut self, n: usize) {
-        self.0.end += n;
+        self.queue.end += n;
+        if self.queue.end >= self.size {
+            // The transport had at least this much: offer more next time.
+            self.size = (self.size * 2).min(POOL_MAX_BUFFER);
+        }
     }
 
     /// Bytes allocated.
     pub(crate) fn capacity(&self) -> usize {
-        self.0.buf.capacity()
+        self.queue.buf.capacity()
     }
 
     /// Frees the buffer when it holds nothing (an idle connection keeps no receive buffer).
     pub(crate) fn release(&mut self) {
-        self.0.release();
+        self.queue.release();
     }
 }

@@ -145,6 +145,17 @@ pub(crate) trait Link {
 
     fn session(&mut self) -> Self::Guard<'_>;
 
+    /// Reads plaintext without going through the session, where the link can (a split
+    /// stream's read half holding the receiving direction): `None` when the session's loop
+    /// is to read.
+    fn poll_read_direct(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _buf: &mut [u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        None
+    }
+
     /// Writes queued ciphertext until none is left (`Ready(Ok)`), the transport blocks
     /// (`Pending`), or it fails (the session is then failed).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -324,6 +335,9 @@ pub(crate) fn poll_read<L: Link>(
 fn read<L: Link>(link: &mut L, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
     if buf.is_empty() {
         return Poll::Ready(Ok(0));
+    }
+    if let Some(read) = link.poll_read_direct(cx, buf) {
+        return read;
     }
     ready!(handshake(link, cx))?;
     loop {

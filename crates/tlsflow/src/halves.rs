@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use crate::driver;
 use crate::session::{Buffered, Counters, State};
-use crate::split::{run_std, FlushFn, ReadLink, Shared, WriteFn, WriteLink};
+use crate::split::{run_std, Direct, FlushFn, ReadLink, Shared, WriteFn, WriteLink};
 use crate::stream::StdIo;
 use crate::{Error, TlsStream};
 
@@ -51,6 +51,8 @@ pub struct ReadHalf<R, W> {
     pub(crate) shared: Arc<Shared<W>>,
     pub(crate) io: R,
     pub(crate) buf: Vec<u8>,
+    /// The session's receiving direction, while this half holds it.
+    pub(crate) direct: Direct,
 }
 
 /// The writing half of a split [`TlsStream`].
@@ -120,6 +122,7 @@ impl<T> TlsStream<T> {
                 shared,
                 io: read,
                 buf: Vec::new(),
+                direct: Direct::Idle,
             },
             write_half,
         ))
@@ -161,7 +164,7 @@ impl<R, W> ReadHalf<R, W> {
     /// The halves, when they come from different streams.
     #[allow(clippy::result_large_err)]
     pub fn reunite_with<T>(
-        self,
+        mut self,
         write: WriteHalf<R, W>,
         f: impl FnOnce(R, W) -> T,
     ) -> Result<TlsStream<T>, ReuniteError<R, W>> {
@@ -169,6 +172,8 @@ impl<R, W> ReadHalf<R, W> {
             return Err(ReuniteError(self, write));
         }
         drop(write);
+        // A failure found on the way is the session's now, and reported by its next read.
+        let _ = self.direct.give_back(&mut lock_session(&self.shared));
         let shared = match Arc::try_unwrap(self.shared) {
             Ok(shared) => shared,
             Err(_) => unreachable!("both halves were given, so no other owner exists"),
@@ -192,12 +197,20 @@ impl<R, W> ReadHalf<R, W> {
 
     /// Byte counters of the whole stream.
     pub fn counters(&self) -> Counters {
-        lock_session(&self.shared).counters()
+        let mut counters = lock_session(&self.shared).counters();
+        let (received, delivered) = self.direct.uncounted();
+        counters.ciphertext_received += received;
+        counters.plaintext_delivered += delivered;
+        counters
     }
 
     /// What the stream buffers now.
     pub fn buffered(&self) -> Buffered {
-        lock_session(&self.shared).buffered()
+        let mut buffered = lock_session(&self.shared).buffered();
+        let (ciphertext, plaintext) = self.direct.pending();
+        buffered.incoming_ciphertext += ciphertext;
+        buffered.incoming_plaintext += plaintext;
+        buffered
     }
 
     /// What the stream waits for, as [`TlsStream::interest`] says it for a whole stream:
@@ -205,7 +218,18 @@ impl<R, W> ReadHalf<R, W> {
     /// is queued (whichever half runs next sends it). For event loops that poll the halves'
     /// transports themselves.
     pub fn interest(&self) -> crate::Interest {
-        shared_interest(&self.shared)
+        let mut interest = shared_interest(&self.shared);
+        interest.read &= !self.direct.has_record();
+        interest
+    }
+
+    /// Whether this half holds the session's receiving direction now, and so opens
+    /// application data without the session's lock (tlsflow's record layer: the rustls
+    /// engine on `aws-lc-rs`, TLS 1.3).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn holds_receiving(&self) -> bool {
+        matches!(self.direct, Direct::Held(_))
     }
 
     /// The stream's buffer limits.
@@ -218,7 +242,7 @@ impl<R, W> ReadHalf<R, W> {
     ///
     /// [`Session::buffer_capacity`]: crate::Session::buffer_capacity
     pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity() + shared_capacity(&self.shared)
+        self.buf.capacity() + self.direct.capacity() + shared_capacity(&self.shared)
     }
 }
 
@@ -322,6 +346,7 @@ impl<R: Read, W: Write> ReadHalf<R, W> {
             io: StdIo(&mut self.io),
             shared: &self.shared,
             buf: &mut self.buf,
+            direct: &mut self.direct,
             poll_write: std_write::<W>,
         }
     }

@@ -183,6 +183,7 @@ macro_rules! async_driver {
                     io: $Io(&mut self.io),
                     shared: &self.shared,
                     buf: &mut self.buf,
+                    direct: &mut self.direct,
                     poll_write: write_to::<W>,
                 }
             }

@@ -7,6 +7,13 @@
 //! half sends what it sealed, and the read half sends what reading produced (tickets,
 //! alerts) when the sender is free. Whoever releases the sender looks once more for queued
 //! output, so nothing queued by the other half is left behind.
+//!
+//! Where the engine allows (tlsflow's record layer), the read half goes further: it borrows
+//! the receiving direction and the input buffer from the session ([`Direct`]) and reads and
+//! opens application data on its own, without the session's lock, so that it never waits
+//! for a write half that is sealing. It gives them back when a record of another kind (an
+//! alert, a key update, a ticket) or a failure ends its run, and the session handles that
+//! record as if it had received it itself.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::driver::{Link, PollRead};
+use crate::engine::rustls::{Lending, Lent};
 use crate::session::{Output, Session};
 use crate::Error;
 
@@ -23,6 +31,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Locks a mutex if nobody holds it.
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 /// The write transport and the ciphertext taken from the session but not yet written.
@@ -210,13 +227,185 @@ fn fail<W>(shared: &Shared<W>, sender: &mut Sender<W>, err: Error) -> io::Error 
     lock(&shared.session).fail_send(err).into()
 }
 
+/// Whether a read half holds the session's receiving direction.
+#[derive(Default)]
+pub(crate) enum Direct {
+    /// No: it asks the session at its next read.
+    #[default]
+    Idle,
+    Held(Box<Held>),
+    /// The session never lends it on this connection.
+    Never,
+}
+
+/// The receiving direction a read half holds, and what it has not reported yet.
+pub(crate) struct Held {
+    lent: Lent,
+    /// Ciphertext received and plaintext delivered since the session was last told.
+    received: u64,
+    delivered: u64,
+    /// The session's receive limit.
+    capacity: usize,
+}
+
+impl Direct {
+    fn held(&self) -> Option<&Held> {
+        match self {
+            Direct::Held(held) => Some(held),
+            _ => None,
+        }
+    }
+
+    /// Received ciphertext and opened plaintext the read half holds.
+    pub(crate) fn pending(&self) -> (usize, usize) {
+        self.held().map_or((0, 0), |h| h.lent.pending())
+    }
+
+    /// Whether a read would find plaintext or a record without reading the transport.
+    pub(crate) fn has_record(&self) -> bool {
+        self.held().is_some_and(|h| h.lent.has_record())
+    }
+
+    /// Bytes received and delivered that the session has not counted yet.
+    pub(crate) fn uncounted(&self) -> (u64, u64) {
+        self.held().map_or((0, 0), |h| (h.received, h.delivered))
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.held().map_or(0, |h| h.lent.capacity())
+    }
+
+    /// Gives what the read half holds back to `session`, and handles what ended its run.
+    pub(crate) fn give_back(&mut self, session: &mut Session) -> Result<(), Error> {
+        match std::mem::take(self) {
+            Direct::Held(held) => {
+                session.give_back_receiving(held.lent, held.received, held.delivered)
+            }
+            other => {
+                *self = other;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The read half's view: its own read transport, the shared session, and the sender for
 /// output that reading produces.
 pub(crate) struct ReadLink<'a, R, W, F> {
     pub(crate) io: R,
     pub(crate) shared: &'a Shared<W>,
     pub(crate) buf: &'a mut Vec<u8>,
+    pub(crate) direct: &'a mut Direct,
     pub(crate) poll_write: F,
+}
+
+impl<R: PollRead, W, F> ReadLink<'_, R, W, F> {
+    /// Borrows the receiving direction when the session lends it; whether the read half
+    /// holds it now.
+    fn borrow(&mut self) -> bool {
+        if matches!(self.direct, Direct::Idle) {
+            let mut session = lock(&self.shared.session);
+            match session.lend_receiving() {
+                Lending::Lent(lent) => {
+                    *self.direct = Direct::Held(Box::new(Held {
+                        lent,
+                        received: 0,
+                        delivered: 0,
+                        capacity: session.limits().receive,
+                    }));
+                }
+                Lending::NotNow => {}
+                Lending::Never => *self.direct = Direct::Never,
+            }
+        }
+        matches!(self.direct, Direct::Held(_))
+    }
+
+    /// Gives the receiving direction back after a read that delivered `filled` bytes: the
+    /// result of the read, or `None` when the session's own loop is to go on with it.
+    fn give_back(&mut self, filled: usize) -> Option<Poll<io::Result<usize>>> {
+        if let Direct::Held(held) = self.direct {
+            held.delivered += filled as u64;
+        }
+        let given = self.direct.give_back(&mut lock(&self.shared.session));
+        match given {
+            // A failure is sticky: the next read reports it, after these bytes.
+            _ if filled > 0 => Some(Poll::Ready(Ok(filled))),
+            Ok(()) => None,
+            Err(e) => Some(Poll::Ready(Err(e.into()))),
+        }
+    }
+
+    /// Reads and opens application data with the receiving direction the read half holds,
+    /// without the session's lock (but to report counts when nobody else holds it, and when
+    /// the transport has nothing). `None` when the session's own loop is to do the read:
+    /// the direction is not lent, or was given back with nothing delivered.
+    fn poll_read_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        if matches!(self.direct, Direct::Never) || !self.borrow() {
+            return None;
+        }
+        let mut filled = 0;
+        loop {
+            let Direct::Held(held) = self.direct else {
+                unreachable!("borrowed above, given back only on the way out")
+            };
+            if held.lent.read(buf, &mut filled) {
+                // A record of another kind, or a failure: the session handles it.
+                return self.give_back(filled);
+            }
+            if filled > 0 {
+                held.delivered += filled as u64;
+                if let Some(mut session) = try_lock(&self.shared.session) {
+                    session.count_received(held.received, held.delivered);
+                    (held.received, held.delivered) = (0, 0);
+                }
+                return Some(Poll::Ready(Ok(filled)));
+            }
+            let space = held.lent.spare(held.capacity);
+            if space.is_empty() {
+                return self.give_back(0);
+            }
+            match self.io.poll_read(cx, space) {
+                Poll::Pending => {
+                    // Possibly idle for long: keep no buffers meanwhile.
+                    if held.lent.pending() == (0, 0) {
+                        held.lent.release();
+                    }
+                    crate::buf::give_back(std::mem::take(self.buf));
+                    let mut session = lock(&self.shared.session);
+                    session.count_received(held.received, held.delivered);
+                    (held.received, held.delivered) = (0, 0);
+                    session.release_idle_buffers();
+                    drop(session);
+                    if let Ok(mut sender) = self.shared.sender.try_lock() {
+                        sender.in_flight.release();
+                    }
+                    return Some(Poll::Pending);
+                }
+                Poll::Ready(Ok(0)) => {
+                    // The session's loop reports the end of the stream.
+                    let mut session = lock(&self.shared.session);
+                    let given = self.direct.give_back(&mut session);
+                    let ended = given.and_then(|()| session.input_received(0));
+                    return ended.err().map(|e| Poll::Ready(Err(e.into())));
+                }
+                Poll::Ready(Ok(n)) => {
+                    held.lent.filled(n);
+                    held.received += n as u64;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    let mut session = lock(&self.shared.session);
+                    let _ = self.direct.give_back(&mut session);
+                    return Some(Poll::Ready(Err(session.fail(Error::from(e)).into())));
+                }
+            }
+        }
+    }
 }
 
 impl<R, W, F> Link for ReadLink<'_, R, W, F>
@@ -231,6 +420,14 @@ where
 
     fn session(&mut self) -> MutexGuard<'_, Session> {
         lock(&self.shared.session)
+    }
+
+    fn poll_read_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        ReadLink::poll_read_direct(self, cx, buf)
     }
 
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -128,6 +128,82 @@ fn both_peers_write_first_through_split_halves_on(
     );
 }
 
+/// On tlsflow's record layer (the rustls engine on `aws-lc-rs`, TLS 1.3) the read half holds
+/// the receiving direction and opens application data itself; it gives it back to the
+/// session for a key update the peer asks for (answered by the write half's next record),
+/// takes it again, and gives it back with the records it read ahead when the halves are
+/// reunited. The counters stay exact throughout.
+#[test]
+fn the_read_half_opens_records_on_its_own() {
+    let lends = cfg!(feature = "aws-lc-rs");
+    let (client_config, server_config) = self_signed_configs(Limits::default()).unwrap();
+    let (c, s) = tcp_pair();
+    let serving = thread::spawn(move || {
+        let mut tls = server_config.accept(s).unwrap();
+        tls.handshake().unwrap();
+        tls
+    });
+    let mut client = client_config.connect("localhost", c).unwrap();
+    client.handshake().unwrap();
+    let (mut reader, mut writer) = serving.join().unwrap().into_split().unwrap();
+    assert!(!reader.holds_receiving(), "nothing read yet");
+
+    // The sockets' buffers are small: the client writes on a thread of its own.
+    let sender = thread::spawn(move || {
+        client.write_all(&[1; 100_000]).unwrap();
+        client.flush().unwrap();
+        client
+    });
+    let mut got = vec![0u8; 100_000];
+    reader.read_exact(&mut got).unwrap();
+    let client = sender.join().unwrap();
+    assert!(got.iter().all(|&b| b == 1));
+    assert_eq!(reader.holds_receiving(), lends);
+    assert_eq!(reader.counters().plaintext_delivered, 100_000);
+
+    // The client updates its keys and asks for ours.
+    let sender = thread::spawn(move || {
+        let mut client = client;
+        client.session_mut().refresh_traffic_keys().unwrap();
+        client.write_all(&[2; 50_000]).unwrap();
+        client.flush().unwrap();
+        client
+    });
+    reader.read_exact(&mut got[..50_000]).unwrap();
+    let mut client = sender.join().unwrap();
+    assert!(got[..50_000].iter().all(|&b| b == 2));
+    assert_eq!(
+        reader.holds_receiving(),
+        lends,
+        "taken again after the key update"
+    );
+    writer.write_all(b"answer").unwrap();
+    writer.flush().unwrap();
+    let mut answer = [0u8; 6];
+    client.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"answer", "read under the server's next key");
+
+    // Two records at once; the half reads the first, the reunited stream the second.
+    client.write_all(b"first").unwrap();
+    client.write_all(b"after").unwrap();
+    client.flush().unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let mut first = [0u8; 5];
+    reader.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"first");
+    let mut stream = reader.reunite(writer).unwrap();
+    let mut after = [0u8; 5];
+    stream.read_exact(&mut after).unwrap();
+    assert_eq!(&after, b"after");
+    let counters = stream.counters();
+    assert_eq!(counters.plaintext_delivered, 150_010);
+    assert_eq!(
+        counters.ciphertext_received,
+        client.counters().ciphertext_sent,
+        "every byte the client sent was counted once"
+    );
+}
+
 #[test]
 fn split_before_the_handshake_gives_the_stream_back() {
     let (client_config, _server_config) = self_signed_configs(Limits::default()).unwrap();

@@ -281,6 +281,13 @@ pub trait Engine: Send + 'static {
 
     /// Whether this engine is the client side.
     fn is_client(&self) -> bool;
+
+    /// The rustls engine itself, for what the session asks of it alone (lending a split
+    /// stream's read half the receiving direction).
+    #[doc(hidden)]
+    fn as_rustls_mut(&mut self) -> Option<&mut RustlsEngine> {
+        None
+    }
 }
 
 /// The first `limit` bytes of the concatenation of `bufs`: the first slice itself when it

@@ -1,6 +1,7 @@
 //! Receiving: ciphertext read from the transport, and plaintext read out of the engine.
 
 use super::{ReadOutcome, Session, State};
+use crate::engine::rustls::{Lending, Lent};
 use crate::engine::PlainRead;
 use crate::Error;
 
@@ -167,6 +168,51 @@ impl Session {
         self.counters.plaintext_delivered += n as u64;
         self.update_state();
         n
+    }
+
+    /// Lends a split stream's read half the engine's receiving direction and input buffer,
+    /// so that it opens application data without this session (see [`Lent`]): only on an
+    /// open connection whose answers to the peer do not fill the send queue.
+    pub(crate) fn lend_receiving(&mut self) -> Lending {
+        if self.failure.is_some()
+            || self.transport_eof
+            || self.answers_full()
+            || !matches!(self.state, State::Open | State::WriteClosed)
+        {
+            return Lending::NotNow;
+        }
+        match self.engine.as_rustls_mut() {
+            Some(engine) => engine.lend(),
+            None => Lending::Never,
+        }
+    }
+
+    /// Takes back what [`lend_receiving`](Self::lend_receiving) gave, with the bytes the
+    /// read half received and delivered since it last reported them, and handles what ended
+    /// its run as if it had been received here.
+    ///
+    /// # Errors
+    ///
+    /// As [`input_received`](Self::input_received).
+    pub(crate) fn give_back_receiving(
+        &mut self,
+        lent: Lent,
+        received: u64,
+        delivered: u64,
+    ) -> Result<(), Error> {
+        self.count_received(received, delivered);
+        let given = match self.engine.as_rustls_mut() {
+            Some(engine) => engine.give_back(lent),
+            None => unreachable!("only the rustls engine lends"),
+        };
+        self.after_input(given)
+    }
+
+    /// Counts bytes that a read half holding the receiving direction received (ciphertext)
+    /// and delivered (plaintext).
+    pub(crate) fn count_received(&mut self, received: u64, delivered: u64) {
+        self.counters.ciphertext_received += received;
+        self.counters.plaintext_delivered += delivered;
     }
 
     /// The transport ended without the peer's `close_notify`.

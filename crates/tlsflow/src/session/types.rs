@@ -43,12 +43,15 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 64 KiB to send (four full records), 72 KiB to receive (four full records as sent, so
-    /// that one read can take a whole burst).
+    /// 256 KiB to send (sixteen full records: a bulk write is sealed and handed to the
+    /// transport in one piece), 264 KiB to receive (sixteen full records as sent, so that one
+    /// read can take a whole burst). Both are bounds, not allocations: the send queue holds
+    /// what is queued, and the receive buffer starts at 72 KiB and grows toward the limit
+    /// only while reads fill it.
     fn default() -> Self {
         Limits {
-            send: 64 * 1024,
-            receive: 72 * 1024,
+            send: 256 * 1024,
+            receive: 264 * 1024,
         }
     }
 }

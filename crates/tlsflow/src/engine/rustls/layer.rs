@@ -6,8 +6,8 @@ use rustls::SupportedCipherSuite;
 
 use super::unbuffered::{Conn, Unbuffered};
 use super::{PlainRead, Records, Shared};
-use crate::buf::Output;
-use crate::engine::tls13::{Keys, Traffic};
+use crate::buf::{Inbox, Output};
+use crate::engine::tls13::{Control, Keys, Opening, Refusal, Traffic};
 use crate::Error;
 
 /// A connection on tlsflow's record layer, and what was negotiated.
@@ -152,5 +152,93 @@ impl Records for Layer {
 
     fn peer_certificates(&self) -> Option<Vec<Vec<u8>>> {
         self.peer_certificates.clone()
+    }
+}
+
+/// The receiving direction of the record layer with the input buffer, lent to a split
+/// stream's read half ([`RustlsEngine::lend`](super::RustlsEngine::lend)): it reads
+/// ciphertext into the buffer and opens application data on its own, without the session's
+/// lock, until a record of another kind or a failure ends its run and it gives them back.
+pub(crate) struct Lent {
+    opening: Opening,
+    inbox: Inbox,
+    /// What ended the run: the record it stopped at, or the refusal.
+    ended: Option<Result<Control, Refusal>>,
+}
+
+impl Lent {
+    /// Room to read ciphertext into, so that at most `capacity` bytes are buffered.
+    pub(crate) fn spare(&mut self, capacity: usize) -> &mut [u8] {
+        self.inbox.spare(capacity)
+    }
+
+    /// Reports `n` bytes read into the last [`spare`](Self::spare).
+    pub(crate) fn filled(&mut self, n: usize) {
+        assert!(
+            self.inbox.can_fill(n),
+            "more input reported than space given"
+        );
+        self.inbox.filled(n);
+    }
+
+    /// Reads plaintext into `buf[*filled..]` as [`Opening::read`] does. Returns `true` when
+    /// the run is over (a record that is not application data, or a failure): the lent
+    /// state must then go back before anything else is read.
+    pub(crate) fn read(&mut self, buf: &mut [u8], filled: &mut usize) -> bool {
+        if self.ended.is_some() {
+            return true;
+        }
+        match self.opening.read(&mut self.inbox, buf, filled, true) {
+            Ok(None) => false,
+            Ok(Some(control)) => {
+                self.ended = Some(Ok(control));
+                true
+            }
+            Err(refusal) => {
+                self.ended = Some(Err(refusal));
+                true
+            }
+        }
+    }
+
+    /// Whether a read would find plaintext or a record without more input.
+    pub(crate) fn has_record(&self) -> bool {
+        self.ended.is_some() || self.opening.has_record(&self.inbox)
+    }
+
+    /// Received ciphertext not opened yet, and opened plaintext not read yet.
+    pub(crate) fn pending(&self) -> (usize, usize) {
+        let plain = self.opening.plain();
+        (self.inbox.len() - self.opening.opened(), plain)
+    }
+
+    /// Frees the input buffer when it holds nothing.
+    pub(crate) fn release(&mut self) {
+        self.inbox.release();
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.inbox.capacity()
+    }
+}
+
+impl Layer {
+    /// Lends the receiving direction and the input buffer (see [`Lent`]), when the record
+    /// layer is between records of application data.
+    pub(super) fn lend(&mut self, shared: &mut Shared) -> Option<Lent> {
+        let opening = self.traffic.lend()?;
+        Some(Lent {
+            opening,
+            inbox: std::mem::take(&mut shared.inbox),
+            ended: None,
+        })
+    }
+
+    /// Takes back what [`lend`](Self::lend) gave, and handles what ended the run.
+    pub(super) fn give_back(&mut self, shared: &mut Shared, lent: Lent) -> Result<(), Error> {
+        shared.inbox = lent.inbox;
+        self.traffic
+            .give_back(lent.opening, lent.ended, &mut shared.inbox)
+            .inspect_err(|e| shared.failure = Some(e.clone()))
     }
 }

@@ -435,12 +435,60 @@ impl Engine for RustlsEngine {
     fn is_client(&self) -> bool {
         self.client
     }
+
+    fn as_rustls_mut(&mut self) -> Option<&mut RustlsEngine> {
+        Some(self)
+    }
 }
 
 // The hand-over, and all that depends on whether tlsflow's record layer is built in.
 
 #[cfg(feature = "aws-lc-rs")]
 mod layer;
+
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) use self::layer::Lent;
+
+/// Never lent without tlsflow's record layer.
+#[cfg(not(feature = "aws-lc-rs"))]
+pub(crate) enum Lent {}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+#[allow(clippy::unused_self)]
+impl Lent {
+    pub(crate) fn spare(&mut self, _: usize) -> &mut [u8] {
+        match *self {}
+    }
+    pub(crate) fn filled(&mut self, _: usize) {
+        match *self {}
+    }
+    pub(crate) fn read(&mut self, _: &mut [u8], _: &mut usize) -> bool {
+        match *self {}
+    }
+    pub(crate) fn has_record(&self) -> bool {
+        match *self {}
+    }
+    pub(crate) fn pending(&self) -> (usize, usize) {
+        match *self {}
+    }
+    pub(crate) fn release(&mut self) {
+        match *self {}
+    }
+    pub(crate) fn capacity(&self) -> usize {
+        match *self {}
+    }
+}
+
+/// Whether a split stream's read half may hold the receiving direction.
+pub(crate) enum Lending {
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
+    Lent(Lent),
+    /// Not now (the engine is not between records of application data, or rustls may still
+    /// hand the connection over): ask again later.
+    NotNow,
+    /// Never on this connection: rustls runs its records.
+    Never,
+}
 
 /// Who runs the records.
 enum Phase {
@@ -525,6 +573,40 @@ impl RustlsEngine {
                 let _ = (inner, next_key, out);
                 Ok(false)
             }
+        }
+    }
+
+    /// Lends the receiving direction of tlsflow's record layer and the input buffer to a
+    /// split stream's read half (see [`Lent`]).
+    pub(crate) fn lend(&mut self) -> Lending {
+        match &mut self.phase {
+            #[cfg(feature = "aws-lc-rs")]
+            Phase::Layer(layer) => {
+                let shared = &mut self.shared;
+                if shared.failure.is_some() || shared.eof || shared.held.staged() > 0 {
+                    return Lending::NotNow;
+                }
+                layer.lend(shared).map_or(Lending::NotNow, Lending::Lent)
+            }
+            Phase::Rustls(rustls) if rustls.may_hand_over() => Lending::NotNow,
+            _ => Lending::Never,
+        }
+    }
+
+    /// Takes back what [`lend`](Self::lend) gave, and handles what ended the read half's
+    /// run (the record it stopped at, or its refusal).
+    ///
+    /// # Errors
+    ///
+    /// The failure that record or refusal is; the alert for the peer is queued.
+    pub(crate) fn give_back(&mut self, lent: Lent) -> Result<(), Error> {
+        match &mut self.phase {
+            #[cfg(feature = "aws-lc-rs")]
+            Phase::Layer(layer) => layer.give_back(&mut self.shared, lent),
+            #[cfg(feature = "aws-lc-rs")]
+            _ => unreachable!("only the record layer lends"),
+            #[cfg(not(feature = "aws-lc-rs"))]
+            _ => match lent {},
         }
     }
 

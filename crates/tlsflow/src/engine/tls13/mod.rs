@@ -7,7 +7,8 @@
 //!
 //! - application data is sealed straight from the caller's buffer into the send queue;
 //! - a record is opened straight from the input buffer into the caller's buffer when the whole
-//!   record fits there, and in place in the input buffer otherwise;
+//!   record fits there, and in place in the input buffer otherwise ([`Opening`], which a split
+//!   stream's read half may hold on its own);
 //! - alerts, key updates (asked for by either side, and before the cipher suite's
 //!   confidentiality limit), session tickets (joined across records), and the checks of the
 //!   record format that the specification requires.
@@ -16,13 +17,14 @@
 
 use std::io::IoSlice;
 
+#[cfg(feature = "testing")]
 use aws_lc_rs::aead::Aad;
 use rustls::{ExtractedSecrets, SupportedCipherSuite};
 
 use super::Output;
 use crate::buf::Inbox;
 use crate::wire::alert::{
-    BAD_RECORD_MAC, CLOSE_NOTIFY, DECODE_ERROR, FATAL, ILLEGAL_PARAMETER, UNEXPECTED_MESSAGE,
+    CLOSE_NOTIFY, DECODE_ERROR, FATAL, ILLEGAL_PARAMETER, INTERNAL_ERROR, UNEXPECTED_MESSAGE,
     USER_CANCELED, WARNING,
 };
 use crate::wire::content::{ALERT, APPLICATION_DATA, HANDSHAKE};
@@ -30,11 +32,13 @@ use crate::wire::handshake::{KEY_UPDATE, NEW_SESSION_TICKET};
 use crate::wire::{alert_name, MAX_FRAGMENT, RECORD_HEADER};
 use crate::Error;
 
+mod opening;
 mod protection;
 #[cfg(all(test, feature = "testing"))]
 mod tests;
 
-use self::protection::{complete_record, inner_type, Direction, Protection};
+pub(crate) use self::opening::{Control, Opening, Refusal};
+use self::protection::{complete_record, Direction, Protection};
 pub(crate) use self::protection::{implements, Keys};
 
 const HEADER: usize = RECORD_HEADER;
@@ -68,21 +72,26 @@ fn fatal(alert: u8, reason: impl std::fmt::Display) -> Fatal {
     }
 }
 
+/// What receiving finds while a read half holds the receiving direction (never, as the read
+/// half is the only reader and gives it back before it reads through the session).
+fn lent_out() -> Error {
+    Error::protocol("the receiving direction is held by a split stream's read half")
+}
+
 /// The record layer of an established TLS 1.3 connection.
 pub(super) struct Traffic {
     keys: Keys,
     seal: Protection,
-    open: Protection,
+    /// The receiving direction; `None` while a split stream's read half holds it.
+    opening: Option<Opening>,
+    /// [`Opening::data_records`] when a post-handshake message was last handled.
+    data_records_seen: u64,
     /// Records sealed under one key before it is replaced (the suite's confidentiality limit).
     limit: u64,
     /// The most plaintext sealed into one record.
     max_fragment: usize,
     /// Alerts and key updates sealed here, waiting to be taken.
     control: Output,
-    /// Opened plaintext at the front of the input buffer...
-    plain: usize,
-    /// ...followed by this much of its record to drop once the plaintext is read.
-    plain_tail: usize,
     /// A post-handshake message received in part.
     handshake: Vec<u8>,
     key_updates_in_a_row: u8,
@@ -115,14 +124,13 @@ impl Traffic {
         Ok(Traffic {
             keys,
             seal,
-            open,
+            opening: Some(Opening::new(open)),
+            data_records_seen: 0,
             limit,
             max_fragment: max_record.map_or(MAX_PLAINTEXT, |n| {
                 n.saturating_sub(HEADER).clamp(1, MAX_PLAINTEXT)
             }),
             control: Output::default(),
-            plain: 0,
-            plain_tail: 0,
             handshake: Vec::new(),
             key_updates_in_a_row: 0,
             answer_owed: false,
@@ -261,7 +269,7 @@ impl Traffic {
 
     /// Bytes at the front of the input buffer that belong to an opened record.
     pub(super) fn opened(&self) -> usize {
-        self.plain + self.plain_tail
+        self.opening.as_ref().map_or(0, Opening::opened)
     }
 
     pub(super) fn peer_closed(&self) -> bool {
@@ -270,33 +278,70 @@ impl Traffic {
 
     /// Opened (authenticated) plaintext waiting to be read.
     pub(super) fn opened_plaintext(&self) -> usize {
-        self.plain
+        self.opening.as_ref().map_or(0, Opening::plain)
     }
 
     /// Opened plaintext waiting to be read, or else an upper bound for the record at the
     /// front of the input buffer, which is opened when read.
     pub(super) fn plaintext_pending(&self, inbox: &Inbox) -> usize {
-        if self.plain > 0 || self.peer_closed {
-            return self.plain;
+        match &self.opening {
+            Some(opening) if !self.peer_closed => opening.plaintext_pending(inbox),
+            Some(opening) => opening.plain(),
+            None => 0,
         }
-        match complete_record(inbox.data()) {
-            Ok(Some(len)) => len - TAG,
-            _ => 0,
+    }
+
+    /// The receiving direction, for a read half to open application data on its own: only
+    /// between records of application data (no post-handshake message in part, the peer not
+    /// closed). [`give_back`](Self::give_back) returns it.
+    pub(super) fn lend(&mut self) -> Option<Opening> {
+        if self.peer_closed || !self.handshake.is_empty() {
+            return None;
         }
+        self.opening.take()
+    }
+
+    /// Takes the receiving direction back, with what ended the read half's run: a record
+    /// that is not application data (handled here now, as if opened here), or a refusal
+    /// (raised here now). Then opens what `inbox` holds as far as
+    /// [`process`](Self::process) does.
+    ///
+    /// # Errors
+    ///
+    /// The failure the record or the refusal is, with its alert queued for the peer.
+    pub(super) fn give_back(
+        &mut self,
+        opening: Opening,
+        ended: Option<Result<Control, Refusal>>,
+        inbox: &mut Inbox,
+    ) -> Result<(), Error> {
+        self.opening = Some(opening);
+        match ended {
+            None => {}
+            Some(Ok(control)) => self.handle(control)?,
+            Some(Err(Refusal(f))) => return Err(self.raise(f)),
+        }
+        self.process(inbox)
     }
 
     /// Opens the small records at the front of the input buffer (alerts, key updates,
     /// tickets, small application data), up to the first application data.
     pub(super) fn process(&mut self, inbox: &mut Inbox) -> Result<(), Error> {
-        while self.plain == 0 && !self.peer_closed {
-            match complete_record(inbox.data()) {
-                Ok(Some(len)) if len <= EAGER => {
-                    if let Err(f) = self.open_in_place(inbox, len) {
-                        return Err(self.raise(f));
-                    }
-                }
+        while !self.peer_closed {
+            let data_allowed = self.handshake.is_empty();
+            let opening = self.opening.as_mut().ok_or_else(lent_out)?;
+            if opening.plain() > 0 {
+                break;
+            }
+            let opened = match complete_record(inbox.data()) {
+                Ok(Some(len)) if len <= EAGER => opening.open_in_place(inbox, len, data_allowed),
                 Ok(_) => break,
                 Err(f) => return Err(self.raise(f)),
+            };
+            match opened {
+                Ok(None) => {}
+                Ok(Some(control)) => self.handle(control)?,
+                Err(Refusal(f)) => return Err(self.raise(f)),
             }
         }
         Ok(())
@@ -309,103 +354,35 @@ impl Traffic {
         buf: &mut [u8],
         filled: &mut usize,
     ) -> Result<(), Error> {
-        loop {
-            if self.plain > 0 {
-                let n = self.plain.min(buf.len() - *filled);
-                buf[*filled..*filled + n].copy_from_slice(&inbox.data()[..n]);
-                inbox.consume(n);
-                self.plain -= n;
-                *filled += n;
-                if self.plain == 0 {
-                    inbox.consume(self.plain_tail);
-                    self.plain_tail = 0;
-                }
-            }
-            if *filled == buf.len() || self.peer_closed {
-                return Ok(());
-            }
-            let len = match complete_record(inbox.data()) {
-                Ok(Some(len)) => len,
+        while !self.peer_closed {
+            let data_allowed = self.handshake.is_empty();
+            let opening = self.opening.as_mut().ok_or_else(lent_out)?;
+            match opening.read(inbox, buf, filled, data_allowed) {
                 Ok(None) => return Ok(()),
-                Err(f) => return Err(self.raise(f)),
-            };
-            let opened = if len - TAG <= buf.len() - *filled {
-                self.open_into(inbox, len, &mut buf[*filled..])
-                    .map(|n| *filled += n)
-            } else {
-                self.open_in_place(inbox, len)
-            };
-            if let Err(f) = opened {
-                return Err(self.raise(f));
+                Ok(Some(control)) => self.handle(control)?,
+                Err(Refusal(f)) => return Err(self.raise(f)),
             }
         }
-    }
-
-    /// Opens the record at the front of `inbox` in place. Application data stays there as
-    /// plaintext to be read; anything else is handled and dropped.
-    fn open_in_place(&mut self, inbox: &mut Inbox, len: usize) -> Result<(), Fatal> {
-        let nonce = self.open.nonce()?;
-        let record = &mut inbox.data_mut()[..HEADER + len];
-        let (header, body) = record.split_at_mut(HEADER);
-        let plaintext = self
-            .open
-            .key
-            .open_in_place(nonce, Aad::from(&header[..]), body)
-            .map_err(|_| fatal(BAD_RECORD_MAC, "a record failed authentication"))?;
-        let (kind, content) = inner_type(plaintext)?;
-        if kind == APPLICATION_DATA {
-            self.application_data()?;
-            inbox.consume(HEADER);
-            self.plain = content;
-            self.plain_tail = len - content;
-            if content == 0 {
-                inbox.consume(self.plain_tail);
-                self.plain_tail = 0;
-            }
-            return Ok(());
-        }
-        let result = self.control(kind, &plaintext[..content]);
-        inbox.consume(HEADER + len);
-        result
-    }
-
-    /// Opens the record at the front of `inbox` into the front of `out`, which has room for
-    /// its whole body; returns how many bytes of application data it holds.
-    fn open_into(&mut self, inbox: &mut Inbox, len: usize, out: &mut [u8]) -> Result<usize, Fatal> {
-        let nonce = self.open.nonce()?;
-        let record = &inbox.data()[..HEADER + len];
-        let (header, body) = record.split_at(HEADER);
-        let (ciphertext, tag) = body.split_at(len - TAG);
-        let out = &mut out[..len - TAG];
-        let opened =
-            self.open
-                .key
-                .open_separate_gather(nonce, Aad::from(header), ciphertext, tag, out);
-        inbox.consume(HEADER + len);
-        if opened.is_err() {
-            // Nothing unauthenticated is left in the reader's buffer.
-            out.fill(0);
-            return Err(fatal(BAD_RECORD_MAC, "a record failed authentication"));
-        }
-        let (kind, content) = inner_type(out)?;
-        if kind == APPLICATION_DATA {
-            self.application_data()?;
-            return Ok(content);
-        }
-        let result = self.control(kind, &out[..content]);
-        out.fill(0);
-        result.map(|()| 0)
-    }
-
-    fn application_data(&mut self) -> Result<(), Fatal> {
-        if !self.handshake.is_empty() {
-            return Err(fatal(
-                UNEXPECTED_MESSAGE,
-                "application data inside a fragmented handshake message",
-            ));
-        }
-        self.key_updates_in_a_row = 0;
         Ok(())
+    }
+
+    fn opening(&mut self) -> Result<&mut Opening, Fatal> {
+        self.opening.as_mut().ok_or_else(|| Fatal {
+            alert: Some(INTERNAL_ERROR),
+            error: lent_out(),
+        })
+    }
+
+    /// Handles an opened record that is not application data (raising its failure).
+    fn handle(&mut self, control: Control) -> Result<(), Error> {
+        let records = self.opening.as_ref().map_or(0, |o| o.data_records);
+        if records != self.data_records_seen {
+            // Application data came between this and the last post-handshake message.
+            self.data_records_seen = records;
+            self.key_updates_in_a_row = 0;
+        }
+        self.control(control.kind, &control.content)
+            .map_err(|f| self.raise(f))
     }
 
     /// Handles an alert or post-handshake messages.
@@ -522,7 +499,8 @@ impl Traffic {
             ));
         }
         self.key_updates_in_a_row += 1;
-        self.open = self.keys.next(Direction::Receive)?;
+        let next = self.keys.next(Direction::Receive)?;
+        self.opening()?.open = next;
         self.answer_owed |= request && !self.sent_close;
         Ok(())
     }
