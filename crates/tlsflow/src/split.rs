@@ -376,11 +376,13 @@ impl<R: PollRead, W, F> ReadLink<'_, R, W, F> {
                         held.lent.release();
                     }
                     crate::buf::give_back(std::mem::take(self.buf));
-                    let mut session = lock(&self.shared.session);
-                    session.count_received(held.received, held.delivered);
-                    (held.received, held.delivered) = (0, 0);
-                    session.release_idle_buffers();
-                    drop(session);
+                    // A write half holding the session is busy, not idle: its buffers stay,
+                    // and the counts wait for the next report.
+                    if let Some(mut session) = try_lock(&self.shared.session) {
+                        session.count_received(held.received, held.delivered);
+                        (held.received, held.delivered) = (0, 0);
+                        session.release_idle_buffers();
+                    }
                     if let Ok(mut sender) = self.shared.sender.try_lock() {
                         sender.in_flight.release();
                     }
