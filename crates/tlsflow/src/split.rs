@@ -160,10 +160,9 @@ where
         let mut sender = if wait {
             lock(&shared.sender)
         } else {
-            match shared.sender.try_lock() {
-                Ok(guard) => guard,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return Poll::Ready(Ok(())),
+            match try_lock(&shared.sender) {
+                Some(guard) => guard,
+                None => return Poll::Ready(Ok(())),
             }
         };
         let mut progressed = false;
