@@ -72,9 +72,19 @@ fn run_nonblocking(mut tls: TlsStream<TcpStream>, outgoing: &[u8], seed: u64) ->
     let mut hasher = Sha256::new();
     let (mut sent, mut received, mut shut, mut eof) = (0usize, 0usize, false, false);
     let mut buf = vec![0u8; 64 * 1024];
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while !(shut && eof) {
-        assert!(Instant::now() < deadline, "transfer timed out");
+        if Instant::now() > deadline {
+            let session = tls.session();
+            panic!(
+                "transfer timed out: sent {sent}, received {received}, shut {shut}, eof {eof}; \
+                 {:?}, {:?}, {:?}, {:?}",
+                session.state(),
+                session.buffered(),
+                session.interest(),
+                session.counters()
+            );
+        }
         let mut progressed = false;
         if sent < outgoing.len() {
             let len = rng.log_between(1, 256 * 1024).min(outgoing.len() - sent);
