@@ -251,3 +251,40 @@ impl Inbox {
         self.queue.release();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Inbox, FIRST_INPUT};
+
+    /// The input buffer offers 72 KiB at first, doubles only after a read filled it, and
+    /// never offers room beyond the receive limit (promise 4).
+    #[test]
+    fn the_input_buffer_grows_only_while_reads_fill_it_and_stays_within_the_limit() {
+        let limit = 264 * 1024;
+        let mut inbox = Inbox::default();
+        assert_eq!(inbox.spare(limit).len(), FIRST_INPUT);
+        inbox.filled(1000);
+        inbox.consume(1000);
+        assert_eq!(
+            inbox.spare(limit).len(),
+            FIRST_INPUT,
+            "a short read: no growth"
+        );
+        let mut offered = Vec::new();
+        for _ in 0..4 {
+            let n = inbox.spare(limit).len();
+            offered.push(n);
+            inbox.filled(n);
+            assert!(inbox.len() <= limit);
+            inbox.consume(n);
+        }
+        assert_eq!(offered, [FIRST_INPUT, 2 * FIRST_INPUT, limit, limit]);
+        // Part of a record left at the front counts against the limit.
+        let n = inbox.spare(limit).len();
+        inbox.filled(n);
+        inbox.consume(limit - 100);
+        assert_eq!(inbox.spare(limit).len(), limit - 100);
+        // A lower limit (as the session gives after raising it for a handshake) is kept.
+        assert_eq!(inbox.spare(50).len(), 0);
+    }
+}

@@ -288,6 +288,24 @@ impl Direct {
     }
 }
 
+impl Held {
+    /// Tells the session what was received and delivered since the last report.
+    fn report(&mut self, session: &mut Session) {
+        session.count_received(self.received, self.delivered);
+        (self.received, self.delivered) = (0, 0);
+    }
+}
+
+/// Frees what a read half going idle holds apart from what it borrowed: its read buffer, the
+/// session's idle buffers, and the sender's spent one (unless the write half is using it).
+fn release_idle<W>(shared: &Shared<W>, buf: &mut Vec<u8>, session: &mut Session) {
+    crate::buf::give_back(std::mem::take(buf));
+    session.release_idle_buffers();
+    if let Some(mut sender) = try_lock(&shared.sender) {
+        sender.in_flight.release();
+    }
+}
+
 /// The read half's view: its own read transport, the shared session, and the sender for
 /// output that reading produces.
 pub(crate) struct ReadLink<'a, R, W, F> {
@@ -359,8 +377,7 @@ impl<R: PollRead, W, F> ReadLink<'_, R, W, F> {
             if filled > 0 {
                 held.delivered += filled as u64;
                 if let Some(mut session) = try_lock(&self.shared.session) {
-                    session.count_received(held.received, held.delivered);
-                    (held.received, held.delivered) = (0, 0);
+                    held.report(&mut session);
                 }
                 return Some(Poll::Ready(Ok(filled)));
             }
@@ -374,16 +391,11 @@ impl<R: PollRead, W, F> ReadLink<'_, R, W, F> {
                     if held.lent.pending() == (0, 0) {
                         held.lent.release();
                     }
-                    crate::buf::give_back(std::mem::take(self.buf));
                     // A write half holding the session is busy, not idle: its buffers stay,
                     // and the counts wait for the next report.
                     if let Some(mut session) = try_lock(&self.shared.session) {
-                        session.count_received(held.received, held.delivered);
-                        (held.received, held.delivered) = (0, 0);
-                        session.release_idle_buffers();
-                    }
-                    if let Ok(mut sender) = self.shared.sender.try_lock() {
-                        sender.in_flight.release();
+                        held.report(&mut session);
+                        release_idle(self.shared, self.buf, &mut session);
                     }
                     return Some(Poll::Pending);
                 }
@@ -466,13 +478,8 @@ where
         loop {
             match self.io.poll_read(cx, &mut self.buf[..space]) {
                 Poll::Pending => {
-                    // Possibly idle for long: keep no buffers meanwhile, the sender's spent
-                    // one included (unless the write half is using it).
-                    crate::buf::give_back(std::mem::take(self.buf));
-                    lock(&self.shared.session).release_idle_buffers();
-                    if let Ok(mut sender) = self.shared.sender.try_lock() {
-                        sender.in_flight.release();
-                    }
+                    // Possibly idle for long: keep no buffers meanwhile.
+                    release_idle(self.shared, self.buf, &mut lock(&self.shared.session));
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(n)) => {
